@@ -1,0 +1,69 @@
+from django.db.models import Sum
+from django.utils import timezone
+
+from .models import Coupon, CouponTemplate, PointsEntry
+
+
+def points_balance(*, member_id: int) -> int:
+    return (
+        PointsEntry.objects.filter(member_id=member_id).aggregate(total=Sum("points"))["total"] or 0
+    )
+
+
+def coupon_templates_by_code(codes: set[str] | None = None) -> dict[str, CouponTemplate]:
+    templates = CouponTemplate.objects.all()
+    if codes is not None:
+        templates = templates.filter(code__in=codes)
+    return {template.code: template for template in templates}
+
+
+def member_coupons(*, member_id: int) -> list[dict]:
+    now = timezone.now()
+    return [
+        {
+            "code": coupon.code,
+            "name": coupon.name,
+            "min_spend": coupon.min_spend,
+            "amount_off": coupon.amount_off,
+            "issued_at": coupon.issued_at,
+            "expires_at": coupon.expires_at,
+            "status": coupon.display_status(now),
+        }
+        for coupon in Coupon.objects.filter(member_id=member_id)
+    ]
+
+
+def coupon_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
+    coupons = Coupon.objects.filter(member_id=member_id).select_related("firing__rule")
+    if before is not None:
+        coupons = coupons.filter(issued_at__lt=before)
+    return [
+        {
+            "type": "coupon_issued",
+            "at": coupon.issued_at,
+            "code": coupon.code,
+            "name": coupon.name,
+            "min_spend": coupon.min_spend,
+            "amount_off": coupon.amount_off,
+            "expires_at": coupon.expires_at,
+            "rule": coupon.firing.reference if coupon.firing else None,
+        }
+        for coupon in coupons[:limit]
+    ]
+
+
+def points_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
+    entries = PointsEntry.objects.filter(member_id=member_id).select_related("firing__rule")
+    if before is not None:
+        entries = entries.filter(created_at__lt=before)
+    return [
+        {
+            "type": "points",
+            "at": entry.created_at,
+            "kind": entry.kind,
+            "points": entry.points,
+            "reason": entry.reason,
+            "rule": entry.firing.reference if entry.firing else None,
+        }
+        for entry in entries[:limit]
+    ]

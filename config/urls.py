@@ -1,0 +1,39 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from core.views import health
+from members.api import MemberDetailView, MemberTimelineView
+from orders.api import OrderCreateView
+
+api = [
+    path("orders/", OrderCreateView.as_view(), name="order-create"),
+    path("members/<str:external_id>/", MemberDetailView.as_view(), name="member-detail"),
+    path(
+        "members/<str:external_id>/timeline/",
+        MemberTimelineView.as_view(),
+        name="member-timeline",
+    ),
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny]),
+        name="schema",
+    ),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(
+            url_name="schema", authentication_classes=[], permission_classes=[AllowAny]
+        ),
+        name="docs",
+    ),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("healthz", health, name="health"),
+    path("api/v1/", include(api)),
+]
+
+handler404 = "core.views.not_found"
+handler500 = "core.views.error"

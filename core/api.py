@@ -1,0 +1,53 @@
+"""Shared API pieces: the strict serializer base and the 409 error.
+
+Every error response has one shape (drf-standardized-errors), documented in the README:
+    {"type": "validation_error" | "client_error" | "server_error",
+     "errors": [{"code": "...", "detail": "...", "attr": "member.phone" | null}]}
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_standardized_errors.handler import ExceptionHandler as StandardExceptionHandler
+from rest_framework import exceptions, serializers, status
+from rest_framework.fields import get_error_detail
+from rest_framework.settings import api_settings
+
+
+class Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "This conflicts with an earlier request."
+    default_code = "conflict"
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects fields it does not know, so a typo is an error rather than silently ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        errors: dict[str, Any] = {}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            errors.update(exc.detail)
+            value = None
+        if isinstance(data, Mapping):
+            writable = {field.field_name for field in self._writable_fields}
+            for name in sorted(set(data) - writable):
+                errors[name] = [serializers.ErrorDetail("Unknown field.", code="unknown_field")]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return value
+
+
+class ExceptionHandler(StandardExceptionHandler):
+    """Services raise Django's ValidationError; the API reports it as field errors."""
+
+    def convert_known_exceptions(self, exc: Exception) -> Exception:
+        if isinstance(exc, DjangoValidationError):
+            detail = get_error_detail(exc)
+            if isinstance(detail, dict) and NON_FIELD_ERRORS in detail:
+                detail[api_settings.NON_FIELD_ERRORS_KEY] = detail.pop(NON_FIELD_ERRORS)
+            return exceptions.ValidationError(detail=detail)
+        return super().convert_known_exceptions(exc)

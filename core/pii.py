@@ -1,0 +1,46 @@
+"""Masking of personal data for lists, exports and logs (design invariant 6)."""
+
+import logging
+import re
+
+PHONE_RE = re.compile(r"(?<![\d+])(?:\+\d{8,15}|1[3-9]\d{9})(?!\d)")
+EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+
+
+def mask_phone(phone: str) -> str:
+    """'13800138000' -> '138****8000'; short numbers keep only their last two digits."""
+    if not phone:
+        return ""
+    if len(phone) >= 8:
+        return f"{phone[:3]}{'*' * (len(phone) - 7)}{phone[-4:]}"
+    return f"{'*' * (len(phone) - 2)}{phone[-2:]}"
+
+
+def mask_email(email: str) -> str:
+    if not email or "@" not in email:
+        return ""
+    local, _, domain = email.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+def mask_name(name: str) -> str:
+    """'王小明' -> '王**', 'Wang Lei' -> 'W*******': the first character only."""
+    if not name:
+        return ""
+    return name[0] + "*" * (len(name) - 1)
+
+
+def redact(text: str) -> str:
+    text = PHONE_RE.sub(lambda match: mask_phone(match.group()), text)
+    return EMAIL_RE.sub(lambda match: mask_email(match.group()), text)
+
+
+class RedactPiiFilter(logging.Filter):
+    """Masks phone numbers and e-mail addresses in every log record that passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True

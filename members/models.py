@@ -1,0 +1,127 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+# External ids appear in URLs (/api/v1/members/<external_id>/), so no slashes or spaces.
+external_id_validator = RegexValidator(
+    r"^[^/\s]+$", _("Use letters, digits and punctuation other than '/', without spaces.")
+)
+phone_validator = RegexValidator(
+    r"^\+?\d{6,15}$", _("Enter a phone number of 6 to 15 digits, optionally starting with '+'.")
+)
+
+
+def discount_label(percent: Decimal) -> str:
+    """How a Chinese shopper reads a discount: 5% off is "9.5折", 10% off is "9折"."""
+    if percent <= 0:
+        return "无折扣"
+    if percent >= 100:
+        return "免费"
+    tenths = ((Decimal(100) - percent) / 10).normalize()
+    return f"{tenths:f}折"
+
+
+class Tier(models.Model):
+    code = models.SlugField(_("code"), max_length=50, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    rank = models.PositiveSmallIntegerField(
+        _("rank"), unique=True, help_text=_("0 is the tier every new member starts on.")
+    )
+    discount_percent = models.DecimalField(
+        _("discount (% off)"),
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["rank"]
+        verbose_name = _("tier")
+        verbose_name_plural = _("tiers")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(discount_percent__gte=0, discount_percent__lte=100),
+                name="tier_discount_percent_range",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def discount_label(self) -> str:
+        return discount_label(self.discount_percent)
+
+
+class Member(models.Model):
+    external_id = models.CharField(
+        _("external id"), max_length=64, unique=True, validators=[external_id_validator]
+    )
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    phone = models.CharField(_("phone"), max_length=16, blank=True, validators=[phone_validator])
+    email = models.EmailField(_("e-mail"), blank=True)
+    tier = models.ForeignKey(
+        Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="members"
+    )
+    tier_since = models.DateTimeField(_("on this tier since"), null=True, blank=True)
+    joined_at = models.DateTimeField(_("joined"), default=timezone.now)
+    # Running totals, updated under the member row lock with every order; verifiable
+    # against the orders themselves (invariant 4).
+    lifetime_spend = models.DecimalField(
+        _("lifetime spend"), max_digits=14, decimal_places=2, default=Decimal(0)
+    )
+    order_count = models.PositiveIntegerField(_("orders"), default=0)
+    last_order_at = models.DateTimeField(_("last order"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        ordering = ["-joined_at"]
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
+        permissions = [("view_member_pii", _("Can see members' unmasked personal data"))]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(lifetime_spend__gte=0), name="member_lifetime_spend_gte_0"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class TierChange(models.Model):
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes")
+    from_tier = models.ForeignKey(
+        Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(_("reason"), max_length=200)
+    # The rule firing that caused the change; empty for changes made by hand.
+    firing = models.ForeignKey(
+        "rules.RuleFiring",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="tier_changes",
+    )
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("changed at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("tier change")
+        verbose_name_plural = _("tier history")
+        indexes = [models.Index(fields=["member", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.from_tier or '-'} → {self.to_tier}"

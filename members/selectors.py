@@ -1,0 +1,36 @@
+from .models import Member, Tier, TierChange
+
+
+def tier_base() -> Tier | None:
+    """The tier of rank 0, where every new member starts."""
+    return Tier.objects.filter(rank=0).first()
+
+
+def tiers_by_code(codes: set[str] | None = None) -> dict[str, Tier]:
+    tiers = Tier.objects.all()
+    if codes is not None:
+        tiers = tiers.filter(code__in=codes)
+    return {tier.code: tier for tier in tiers}
+
+
+def member_get(*, external_id: str) -> Member | None:
+    return Member.objects.select_related("tier").filter(external_id=external_id).first()
+
+
+def tier_change_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
+    changes = TierChange.objects.filter(member_id=member_id).select_related(
+        "from_tier", "to_tier", "firing__rule", "changed_by"
+    )
+    if before is not None:
+        changes = changes.filter(created_at__lt=before)
+    return [
+        {
+            "type": "tier_change",
+            "at": change.created_at,
+            "from_tier": change.from_tier.code if change.from_tier else None,
+            "to_tier": change.to_tier.code,
+            "reason": change.reason,
+            "rule": change.firing.reference if change.firing else None,
+        }
+        for change in changes[:limit]
+    ]

@@ -1,0 +1,102 @@
+"""Message templates: Django template syntax over a fixed set of variables.
+
+Templates see plain values (never model instances), so a template can only read what is
+listed in VARIABLES, and checking a template for unknown names is exact.
+"""
+
+from typing import Any
+
+from django.template import Context, Engine, TemplateSyntaxError
+from django.template.base import Node, VariableNode
+from django.template.defaulttags import ForNode, IfNode, TemplateLiteral, WithNode
+
+# Root name -> the attributes a template may read (None: a plain value).
+VARIABLES: dict[str, frozenset[str] | None] = {
+    "member": frozenset({"name", "external_id"}),
+    "tier": frozenset({"code", "name", "discount_percent", "discount_label"}),
+    "coupon": frozenset({"code", "name", "min_spend", "amount_off", "expires_at"}),
+    "points": None,
+    "order": frozenset({"external_id", "amount"}),
+}
+
+# SMS and push are plain text: nothing is HTML-escaped.
+ENGINE = Engine(autoescape=False, libraries={})
+
+
+def render(body: str, context: dict[str, Any]) -> str:
+    return ENGINE.from_string(body).render(Context(context)).strip()
+
+
+def template_errors(body: str) -> list[str]:
+    """Syntax errors and unknown variables, as messages an operator can act on."""
+    try:
+        template = ENGINE.from_string(body)
+    except TemplateSyntaxError as exc:
+        return [f"Template syntax error: {exc}"]
+    local_names = set()
+    for node in _walk(template.nodelist):
+        if isinstance(node, ForNode):
+            local_names.update(node.loopvars)
+        elif isinstance(node, WithNode):
+            local_names.update(node.extra_context)
+    errors = []
+    for lookups in _variables(template.nodelist):
+        root, *attributes = lookups
+        if root in local_names:
+            continue
+        if root not in VARIABLES:
+            errors.append(f"Unknown variable '{'.'.join(lookups)}'. Available: {_available()}.")
+            continue
+        allowed = VARIABLES[root]
+        if attributes and (allowed is None or attributes[0] not in allowed):
+            choices = ", ".join(f"{root}.{name}" for name in sorted(allowed or ()))
+            hint = f"Available: {choices}." if choices else f"'{root}' has no attributes."
+            errors.append(f"Unknown variable '{'.'.join(lookups)}'. {hint}")
+    return sorted(set(errors))
+
+
+def _available() -> str:
+    names = []
+    for root, attributes in VARIABLES.items():
+        names.extend([root] if attributes is None else [f"{root}.{a}" for a in sorted(attributes)])
+    return ", ".join(names)
+
+
+def _walk(nodelist) -> list[Node]:
+    nodes = []
+    for node in nodelist:
+        nodes.append(node)
+        for attr in node.child_nodelists:  # IfNode's covers all of its branches
+            nodes.extend(_walk(getattr(node, attr, None) or []))
+    return nodes
+
+
+def _variables(nodelist) -> list[tuple[str, ...]]:
+    """Every variable read by the template: in {{ }} and in {% if %} conditions."""
+    expressions = []
+    for node in _walk(nodelist):
+        if isinstance(node, VariableNode):
+            expressions.append(node.filter_expression)
+        elif isinstance(node, IfNode):
+            for condition, _ in node.conditions_nodelists:
+                expressions.extend(_condition_expressions(condition))
+        elif isinstance(node, ForNode):
+            expressions.append(node.sequence)
+    found = []
+    for expression in expressions:
+        variables = [expression.var, *(arg for _, args in expression.filters for _, arg in args)]
+        for variable in variables:
+            lookups = getattr(variable, "lookups", None)
+            if lookups:
+                found.append(tuple(lookups))
+    return found
+
+
+def _condition_expressions(condition) -> list:
+    if condition is None:
+        return []
+    if isinstance(condition, TemplateLiteral):
+        return [condition.value]
+    return _condition_expressions(getattr(condition, "first", None)) + _condition_expressions(
+        getattr(condition, "second", None)
+    )

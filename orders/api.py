@@ -1,0 +1,111 @@
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api import Conflict, StrictSerializer
+from members.api import MemberDetailsSerializer
+from members.models import external_id_validator
+
+from . import services
+from .models import Order, validate_order_amount_ceiling
+
+# ERP clocks drift; an order "placed" further ahead than this is a data error.
+FUTURE_TOLERANCE = timedelta(hours=1)
+EARLIEST_PLACED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "description": "External id of a known member."},
+            {"$ref": "#/components/schemas/MemberDetails"},
+        ]
+    }
+)
+class MemberReferenceField(serializers.Field):
+    """A known member's external id, or member details that create or update the member."""
+
+    default_error_messages = {"invalid": "Give a member external id, or an object with one."}
+
+    def to_internal_value(self, data: Any) -> str | dict:
+        if isinstance(data, str):
+            return serializers.CharField(
+                max_length=64, validators=[external_id_validator]
+            ).run_validation(data)
+        if isinstance(data, dict):
+            details = MemberDetailsSerializer(data=data)
+            details.is_valid(raise_exception=True)
+            return dict(details.validated_data)
+        self.fail("invalid")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class OrderCreateSerializer(StrictSerializer):
+    external_id = serializers.CharField(max_length=64, validators=[external_id_validator])
+    member = MemberReferenceField()
+    amount = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        min_value=Decimal(0),
+        validators=[validate_order_amount_ceiling],
+    )
+    currency = serializers.CharField(max_length=3)
+    placed_at = serializers.DateTimeField()
+
+    def validate_currency(self, value: str) -> str:
+        if value.upper() != settings.TIERFLOW_CURRENCY:
+            raise serializers.ValidationError(
+                f"Only {settings.TIERFLOW_CURRENCY} is accepted.", code="currency"
+            )
+        return value.upper()
+
+    def validate_placed_at(self, value: datetime) -> datetime:
+        if value > timezone.now() + FUTURE_TOLERANCE:
+            raise serializers.ValidationError("An order cannot be placed in the future.")
+        if value < EARLIEST_PLACED_AT:
+            raise serializers.ValidationError("An order cannot be placed before 2000.")
+        return value
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+
+    class Meta:
+        model = Order
+        fields = ["external_id", "member", "amount", "currency", "placed_at", "recorded_at"]
+
+
+class OrderCreateView(APIView):
+    @extend_schema(
+        operation_id="orders_record",
+        request=OrderCreateSerializer,
+        responses={
+            201: OrderSerializer,
+            200: OpenApiResponse(OrderSerializer, description="Replay of a recorded order."),
+            409: OpenApiResponse(OpenApiTypes.OBJECT, description="Same id, other payload."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """Record an order. Idempotent by `external_id`: a replay with the same payload
+        returns the recorded order (200); a different payload returns 409."""
+        serializer = OrderCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            order, created = services.order_record(**serializer.validated_data)
+        except services.OrderConflict as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(
+            OrderSerializer(order).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )

@@ -1,0 +1,64 @@
+"""Condition trees in files ({all: [...]}/{any: [...]}) and numbered conditions with a
+logic line in the database ("(1 and 2) or 3") are two views of one thing."""
+
+from typing import Any
+
+from .. import logic
+
+CONDITION_KEYS = ("fact", "op", "value", "days")
+
+
+def tree_to_rows(tree: dict | None) -> tuple[list[dict], str]:
+    """Numbered condition rows and the logic line; empty logic means "all of them"."""
+    if not tree:
+        return [], ""
+    rows: list[dict] = []
+
+    def walk(node: dict) -> logic.Node:
+        for key, op in (("all", "and"), ("any", "or")):
+            if key in node:
+                return (op, [walk(child) for child in node[key]])
+        rows.append({"position": len(rows) + 1, **{k: node.get(k) for k in CONDITION_KEYS}})
+        return len(rows)
+
+    expression = walk(tree)
+    if isinstance(expression, int):
+        return rows, ""
+    # Re-parse so nested groups of the same kind flatten exactly as a typed line would.
+    expression = logic.parse(logic.to_text(expression))
+    if (
+        isinstance(expression, tuple)
+        and expression[0] == "and"
+        and all(isinstance(operand, int) for operand in expression[1])
+    ):
+        return rows, ""
+    return rows, logic.to_text(expression)
+
+
+def rows_to_tree(rows: list[dict], logic_line: str, leaf=lambda row: row) -> dict | None:
+    if not rows:
+        return None
+    by_position = {row["position"]: row for row in rows}
+    expression = logic.parse(logic_line) if logic_line else ("and", sorted(by_position))
+
+    def build(node: logic.Node) -> Any:
+        if isinstance(node, int):
+            return leaf(by_position[node])
+        op, operands = node
+        return {"all" if op == "and" else "any": [build(operand) for operand in operands]}
+
+    tree = build(expression)
+    return tree if "all" in tree or "any" in tree else {"all": [tree]}
+
+
+def leaves_with_paths(tree: dict | None, path: tuple = ()) -> list[tuple[tuple, dict]]:
+    """Each condition in the tree with its path inside the file, for error messages."""
+    if not tree:
+        return []
+    for key in ("all", "any"):
+        if key in tree:
+            found = []
+            for index, child in enumerate(tree[key]):
+                found.extend(leaves_with_paths(child, (*path, key, index)))
+            return found
+    return [(path, tree)]
