@@ -82,7 +82,8 @@ def member_upsert(*, external_id: str, **details: str) -> tuple[Member, bool]:
 
 def member_lock(*, member_id: int) -> Member:
     """Lock the member row for the rest of the transaction (SELECT ... FOR UPDATE)."""
-    return Member.objects.select_for_update().select_related("tier").get(pk=member_id)
+    # Lock the member row only (not the joined tier): the tier is read, never locked.
+    return Member.objects.select_for_update(of=("self",)).select_related("tier").get(pk=member_id)
 
 
 def member_totals_add_order(*, member: Member, amount: Decimal, placed_at: datetime) -> None:

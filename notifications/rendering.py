@@ -7,7 +7,7 @@ listed in VARIABLES, and checking a template for unknown names is exact.
 from typing import Any
 
 from django.template import Context, Engine, TemplateSyntaxError
-from django.template.base import Node, VariableNode
+from django.template.base import Node, TextNode, VariableNode
 from django.template.defaulttags import ForNode, IfNode, TemplateLiteral, WithNode
 
 # Root name -> the attributes a template may read (None: a plain value).
@@ -34,12 +34,15 @@ def template_errors(body: str) -> list[str]:
     except TemplateSyntaxError as exc:
         return [f"Template syntax error: {exc}"]
     local_names = set()
+    errors = []
     for node in _walk(template.nodelist):
+        # Django leaves an unclosed tag as text, which would reach the customer verbatim.
+        if isinstance(node, TextNode) and ("{{" in node.s or "{%" in node.s):
+            errors.append("A '{{' or '{%' is not closed.")
         if isinstance(node, ForNode):
             local_names.update(node.loopvars)
         elif isinstance(node, WithNode):
             local_names.update(node.extra_context)
-    errors = []
     for lookups in _variables(template.nodelist):
         root, *attributes = lookups
         if root in local_names:

@@ -16,7 +16,7 @@ from .models import Rule, RuleAction, RuleCondition, RuleFiring
 
 class RowForm(forms.ModelForm):
     def validate_unique(self) -> None:
-        pass  # the rule is saved as a whole; the formset checks numbers are unique
+        pass  # the rule is saved as a whole; the formset checks numbers are unique among rows
 
     def validate_constraints(self, exclude=None) -> None:
         pass
@@ -29,12 +29,6 @@ class NumberedFormSet(BaseInlineFormSet):
             for form in self.forms
             if form.cleaned_data and not form.cleaned_data.get("DELETE")
         ]
-
-    def clean(self) -> None:
-        super().clean()
-        numbers = [row["position"] for row in self.rows()]
-        if len(numbers) != len(set(numbers)):
-            raise ValidationError(_("Each row needs its own number."))
 
 
 class ConditionFormSet(NumberedFormSet):
@@ -116,6 +110,10 @@ class RuleAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change) -> None:
         pass  # saved with its conditions and actions in save_related, as one change
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        # The rows are replaced as a whole by rule_upsert, not saved form by form.
+        return super().construct_change_message(request, form, [], add)
 
     def save_related(self, request, form, formsets, change) -> None:
         rows = {formset.model: formset.rows() for formset in formsets}

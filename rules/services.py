@@ -127,7 +127,9 @@ def evaluation_enqueue(*, member_id: int, trigger: str, order_id: int | None = N
 
 
 def order_evaluation_enqueue(*, order_id: int, member_id: int) -> bool:
-    return evaluation_enqueue(member_id=member_id, trigger=Trigger.ORDER_PAID, order_id=order_id)
+    return evaluation_enqueue(
+        member_id=member_id, trigger=Trigger.ORDER_PAID.value, order_id=order_id
+    )
 
 
 # --- Saving rules ---------------------------------------------------------------------------

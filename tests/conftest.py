@@ -10,6 +10,7 @@
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
@@ -37,7 +38,15 @@ def _isolated_broker_url(url: str) -> str:
     return urlunsplit(parts._replace(path=f"/{1 + int(worker[2:])}"))
 
 
-celery_app.conf.broker_url = _isolated_broker_url(settings.CELERY_BROKER_URL)
+def _use_broker(url: str) -> None:
+    # Celery reads CELERY_BROKER_URL from the environment before its own configuration,
+    # so both must change; and it caches connection pools for the URL it first used.
+    os.environ["CELERY_BROKER_URL"] = celery_app.conf.broker_url = url
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+_use_broker(_isolated_broker_url(settings.CELERY_BROKER_URL))
 
 
 def _unavailable(reason: str) -> None:
@@ -86,22 +95,17 @@ def celery_worker(transactional_db) -> Iterator[None]:
         yield
 
 
-@pytest.fixture
+@contextmanager
 def broker_down() -> Iterator[None]:
     """Publishing goes to a port where nothing listens, as when Redis is down."""
     saved = celery_app.conf.broker_url, celery_app.conf.task_always_eager
-    celery_app.conf.broker_url = "redis://127.0.0.1:9/0"
+    _use_broker("redis://127.0.0.1:9/0")
     celery_app.conf.task_always_eager = False
-    _reset_producers()
-    yield
-    celery_app.conf.broker_url, celery_app.conf.task_always_eager = saved
-    _reset_producers()
-
-
-def _reset_producers() -> None:
-    # Celery caches connection and producer pools for the broker URL it first used.
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        _use_broker(saved[0])
+        celery_app.conf.task_always_eager = saved[1]
 
 
 @pytest.fixture

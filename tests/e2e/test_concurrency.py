@@ -1,0 +1,109 @@
+"""Invariants 1 and 3 under real concurrency on PostgreSQL: requests in parallel threads,
+each with its own connection, evaluating in-process right after its commit."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from benefits.models import Coupon
+from benefits.selectors import points_balance
+from members.models import Member, TierChange
+from notifications.models import Notification
+from orders.models import Order
+from orders.services import order_record
+from rules.models import RuleFiring
+from rules.services import member_evaluate
+from tests.conftest import broker_down
+from tests.e2e.helpers import erp_client, order
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+MEMBER = {"external_id": "M-E2E", "name": "王先生", "phone": "13800138000"}
+
+
+def in_parallel(count: int, work) -> list:
+    """Run work(i) in `count` threads released at the same moment."""
+    start = threading.Barrier(count)
+
+    def run(i):
+        try:
+            start.wait()
+            return work(i)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))
+
+
+def test_twenty_concurrent_orders_upgrade_once_with_exact_totals(seed):
+    # given
+    client = erp_client()
+
+    # when: 20 orders of 100 for one new member at once
+    statuses = in_parallel(
+        20,
+        lambda i: (
+            client.post(
+                "/api/v1/orders/", order(f"C-{i}", "100.00", MEMBER), format="json"
+            ).status_code
+        ),
+    )
+
+    # then
+    assert statuses == [201] * 20
+    member = Member.objects.get(external_id="M-E2E")
+    assert (member.lifetime_spend, member.order_count) == (Decimal("2000.00"), 20)
+    assert member.tier.code == "silver"
+    assert TierChange.objects.filter(member=member).count() == 1
+    assert RuleFiring.objects.filter(member=member).count() == 1
+    assert Coupon.objects.filter(member=member).count() == 1
+    assert Notification.objects.filter(member=member).count() == 1
+    assert points_balance(member_id=member.pk) == 500
+    assert not Order.objects.filter(evaluated_at__isnull=True).exists()
+
+
+def test_concurrent_replays_of_one_order_record_it_once(seed):
+    # given
+    client = erp_client()
+    payload = order("C-1", "100.00", MEMBER)
+
+    # when
+    statuses = in_parallel(
+        20, lambda i: client.post("/api/v1/orders/", payload, format="json").status_code
+    )
+
+    # then
+    assert sorted(statuses) == [200] * 19 + [201]
+    member = Member.objects.get(external_id="M-E2E")
+    assert (member.lifetime_spend, member.order_count) == (Decimal("100.00"), 1)
+
+
+def test_concurrent_evaluations_of_one_order_fire_once(seed):
+    # given: an order whose evaluation was not published
+    with broker_down():
+        recorded, _ = order_record(
+            external_id="C-1",
+            member=MEMBER,
+            amount=Decimal("2500"),
+            currency="CNY",
+            placed_at=timezone.now(),
+        )
+
+    # when: ten deliveries of its evaluation task at once
+    results = in_parallel(
+        10,
+        lambda i: member_evaluate(
+            member_id=recorded.member_id, trigger="order_paid", order_id=recorded.pk
+        ),
+    )
+
+    # then
+    assert sum(len(result.fired) for result in results) == 1
+    assert sum(result.skipped for result in results) == 9
+    assert RuleFiring.objects.count() == 1
+    assert Coupon.objects.count() == 1

@@ -1,0 +1,114 @@
+import logging
+
+import pytest
+
+from notifications.models import Notification
+from notifications.providers import ProviderError
+from notifications.services import (
+    message_context,
+    notification_deliver,
+    notification_queue,
+    notifications_retry,
+)
+from tests.factories import MemberFactory, NotificationTemplateFactory, TierFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def member():
+    return MemberFactory(
+        name="王先生", phone="13912345678", tier=TierFactory(name="银卡会员", discount_percent=5)
+    )
+
+
+def queue(member, body="{{ member.name }} {{ tier.discount_label }}", channel="sms"):
+    template = NotificationTemplateFactory(body=body, channel=channel)
+    return notification_queue(
+        member=member, template=template, context=message_context(member=member)
+    )
+
+
+def test_a_queued_message_is_delivered_after_commit(member, django_capture_on_commit_callbacks):
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        notification = queue(member)
+        before = Notification.objects.get(pk=notification.pk).status
+
+    # then
+    notification.refresh_from_db()
+    assert before == "queued"
+    assert (notification.status, notification.body) == ("sent", "王先生 9.5折")
+    assert notification.provider == "console"
+    assert notification.sent_at is not None
+    assert notification.attempts == 1
+
+
+def test_delivering_twice_sends_once(member, django_capture_on_commit_callbacks, caplog):
+    # given
+    notification = queue(member)
+
+    # when
+    with caplog.at_level(logging.INFO, logger="notifications.providers"):
+        first = notification_deliver(notification_id=notification.pk)
+        second = notification_deliver(notification_id=notification.pk)
+
+    # then
+    assert (first, second) == ("sent", "sent")
+    assert len([r for r in caplog.records if r.name == "notifications.providers"]) == 1
+    notification.refresh_from_db()
+    assert notification.attempts == 1
+
+
+def test_a_member_without_a_phone_gets_no_sms(member):
+    # given
+    member.phone = ""
+    member.save()
+    notification = queue(member)
+
+    # when
+    status = notification_deliver(notification_id=notification.pk)
+
+    # then
+    notification.refresh_from_db()
+    assert status == "suppressed"
+    assert "no SMS address" in notification.status_reason
+
+
+def test_a_provider_error_fails_the_message_and_an_operator_can_retry(
+    member, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given
+    def refuse(self, message):
+        raise ProviderError("account suspended", permanent=True)
+
+    notification = queue(member)
+    monkeypatch.setattr("notifications.providers.ConsoleProvider.send", refuse)
+    notification_deliver(notification_id=notification.pk)
+    notification.refresh_from_db()
+    failed = (notification.status, notification.status_reason)
+    monkeypatch.undo()
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        retried = notifications_retry(ids=[notification.pk])
+
+    # then
+    notification.refresh_from_db()
+    assert failed == ("failed", "account suspended")
+    assert retried == 1
+    assert (notification.status, notification.attempts) == ("sent", 2)
+
+
+def test_the_phone_number_never_reaches_the_logs(member, caplog):
+    # given
+    notification = queue(member)
+
+    # when
+    with caplog.at_level(logging.DEBUG):
+        notification_deliver(notification_id=notification.pk)
+
+    # then
+    assert "139****5678" in caplog.text
+    assert "13912345678" not in caplog.text
+    assert "王先生" not in caplog.text

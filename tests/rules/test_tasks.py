@@ -1,0 +1,77 @@
+"""Invariant 2: every recorded order is evaluated, even when the broker was down."""
+
+import logging
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from members.models import Member
+from notifications.models import Notification
+from notifications.tasks import sweep_queued_notifications
+from orders.models import Order
+from orders.services import order_record
+from rules.services import member_evaluate
+from rules.tasks import sweep_pending_orders
+from tests.conftest import broker_down
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_order_taken_while_the_broker_is_down_is_kept_and_swept_later(
+    api, seed, settings, caplog
+):
+    # given: Redis is down when the order arrives
+    with broker_down(), caplog.at_level(logging.WARNING, logger="core.queue"):
+        response = api.order(external_id="SO-1", amount="2500.00")
+
+    # then: the order is recorded, pending evaluation
+    assert response.status_code == 201
+    order = Order.objects.get(external_id="SO-1")
+    assert not order.is_evaluated
+    assert "a sweeper will retry" in caplog.text
+
+    # when: the broker is back and the sweeper runs
+    settings.TIERFLOW_PENDING_GRACE_SECONDS = 0
+    swept = sweep_pending_orders()
+
+    # then
+    order.refresh_from_db()
+    assert swept == 1
+    assert order.is_evaluated
+    assert Member.objects.get(external_id="M-1").tier.code == "silver"
+    assert sweep_pending_orders() == 0
+
+
+def test_the_sweeper_leaves_orders_still_within_the_grace_period(api, seed, settings):
+    with broker_down():
+        api.order(external_id="SO-1")
+    settings.TIERFLOW_PENDING_GRACE_SECONDS = 3600
+    assert sweep_pending_orders() == 0
+    assert not Order.objects.get().is_evaluated
+
+
+def test_a_message_whose_delivery_could_not_be_published_is_swept_later(
+    seed, settings, django_capture_on_commit_callbacks
+):
+    # given: the rules ran, but publishing the SMS delivery failed
+    order, _ = order_record(
+        external_id="SO-1",
+        member={"external_id": "M-1", "phone": "13800138000"},
+        amount=Decimal("2500"),
+        currency="CNY",
+        placed_at=timezone.now(),
+    )
+    with broker_down(), django_capture_on_commit_callbacks(execute=True):
+        member_evaluate(member_id=order.member_id, trigger="order_paid", order_id=order.pk)
+    notification = Notification.objects.get()
+    queued = notification.status
+
+    # when
+    settings.TIERFLOW_PENDING_GRACE_SECONDS = 0
+    swept = sweep_queued_notifications()
+
+    # then
+    notification.refresh_from_db()
+    assert queued == "queued"
+    assert (swept, notification.status) == (1, "sent")

@@ -1,0 +1,195 @@
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.test import Client
+from django.urls import reverse
+
+from members.models import Member
+from orders.models import Order
+from rules.models import Rule
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(db) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
+    return client
+
+
+@pytest.fixture
+def member_with_history(api, seed) -> Member:
+    api.order(external_id="SO-1", amount="2500.00")
+    return Member.objects.get(external_id="M-1")
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "members.tier",
+        "members.member",
+        "orders.order",
+        "rules.rule",
+        "rules.rulefiring",
+        "benefits.coupontemplate",
+        "benefits.coupon",
+        "benefits.pointsentry",
+        "notifications.notificationtemplate",
+        "notifications.notification",
+    ],
+)
+def test_every_page_an_operator_uses_renders(admin_client, member_with_history, model):
+    app_label, model_name = model.split(".")
+    changelist = admin_client.get(reverse(f"admin:{app_label}_{model_name}_changelist"))
+    assert changelist.status_code == 200
+    obj = changelist.context["cl"].result_list[0]
+    change = admin_client.get(reverse(f"admin:{app_label}_{model_name}_change", args=[obj.pk]))
+    assert change.status_code == 200
+
+
+def test_the_member_page_shows_the_history_and_why(admin_client, member_with_history):
+    page = admin_client.get(reverse("admin:members_member_change", args=[member_with_history.pk]))
+    text = page.content.decode()
+    assert "银卡会员" in text
+    assert "silver-at-2000" in text
+    assert "lifetime_spend = 2500.00" in text
+
+
+def test_personal_data_is_masked_without_the_permission(client, member_with_history):
+    # given: staff who may view members, but not their personal data
+    user = User.objects.create_user("clerk", password="pw", is_staff=True)
+    user.user_permissions.add(Permission.objects.get(codename="view_member"))
+    client.force_login(user)
+
+    # when
+    listing = client.get(reverse("admin:members_member_changelist")).content.decode()
+    detail = client.get(
+        reverse("admin:members_member_change", args=[member_with_history.pk])
+    ).content.decode()
+
+    # then
+    for page in (listing, detail):
+        assert "13800138000" not in page
+        assert "138****8000" in page
+
+
+def test_with_the_permission_the_detail_is_unmasked(client, member_with_history):
+    user = User.objects.create_user("manager", password="pw", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_member", "change_member", "view_member_pii"])
+    )
+    client.force_login(user)
+    page = client.get(reverse("admin:members_member_change", args=[member_with_history.pk]))
+    assert "13800138000" in page.content.decode()
+
+
+def rule_form(**overrides) -> dict:
+    data = {
+        "code": "big-spender",
+        "name": "Big spender",
+        "description": "",
+        "trigger": "order_paid",
+        "is_active": "on",
+        "priority": "5",
+        "firing_limit": "once",
+        "logic": "1 or 2",
+        "conditions-TOTAL_FORMS": "2",
+        "conditions-INITIAL_FORMS": "0",
+        "conditions-0-position": "1",
+        "conditions-0-fact": "lifetime_spend",
+        "conditions-0-op": "gte",
+        "conditions-0-value": "5000",
+        "conditions-1-position": "2",
+        "conditions-1-fact": "orders_in_days",
+        "conditions-1-op": "gte",
+        "conditions-1-value": "10",
+        "conditions-1-days": "365",
+        "actions-TOTAL_FORMS": "1",
+        "actions-INITIAL_FORMS": "0",
+        "actions-0-position": "1",
+        "actions-0-kind": "award_points",
+        "actions-0-points": "300",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_an_operator_creates_a_rule_with_conditions_and_actions(admin_client, seed):
+    # when
+    response = admin_client.post(reverse("admin:rules_rule_add"), rule_form())
+
+    # then
+    assert response.status_code == 302, response.context and response.context["errors"]
+    rule = Rule.objects.get(code="big-spender")
+    assert (rule.logic, rule.version, rule.is_active) == ("1 or 2", 1, True)
+    assert [(c.fact, c.value, c.days) for c in rule.conditions.all()] == [
+        ("lifetime_spend", "5000", None),
+        ("orders_in_days", "10", 365),
+    ]
+    assert [(a.kind, a.points) for a in rule.actions.all()] == [("award_points", 300)]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"logic": "1 or 3"}, "names condition(s) 3"),
+        ({"logic": "1 and"}, "ends too early"),
+        ({"conditions-1-position": "1"}, "Please correct the duplicate data for position."),
+        ({"conditions-0-value": "lots"}, "is not an amount of money"),
+        ({"conditions-1-days": ""}, "needs the number of days"),
+        ({"actions-0-points": ""}, "needs points"),
+    ],
+)
+def test_the_rule_form_explains_mistakes_and_saves_nothing(admin_client, seed, overrides, message):
+    response = admin_client.post(reverse("admin:rules_rule_add"), rule_form(**overrides))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Rule.objects.filter(code="big-spender").exists()
+
+
+def test_editing_a_rule_bumps_its_version(admin_client, seed):
+    # given
+    rule = Rule.objects.get(code="silver-at-2000")
+    data = rule_form(code="silver-at-2000", name=rule.name, priority="20", logic="")
+    data.update({"conditions-TOTAL_FORMS": "1", "actions-TOTAL_FORMS": "1"})
+
+    # when
+    response = admin_client.post(reverse("admin:rules_rule_change", args=[rule.pk]), data)
+
+    # then
+    assert response.status_code == 302
+    rule.refresh_from_db()
+    assert rule.version == 2
+    assert rule.conditions.count() == 1
+
+
+def test_an_operator_records_an_order_by_hand(
+    admin_client, member_with_history, django_capture_on_commit_callbacks
+):
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:orders_order_add"),
+            {
+                "external_id": "SO-HAND",
+                "member": member_with_history.pk,
+                "amount": "50.00",
+                "placed_at_0": "2026-01-02",
+                "placed_at_1": "10:00:00",
+            },
+        )
+
+    # then
+    assert response.status_code == 302
+    member_with_history.refresh_from_db()
+    assert member_with_history.order_count == 2
+    assert Order.objects.get(external_id="SO-HAND").is_evaluated
+
+
+def test_orders_cannot_be_deleted(admin_client, member_with_history):
+    order = Order.objects.get()
+    response = admin_client.post(
+        reverse("admin:orders_order_delete", args=[order.pk]), {"post": "yes"}
+    )
+    assert response.status_code == 403
+    assert Order.objects.filter(pk=order.pk).exists()
