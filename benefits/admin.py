@@ -1,14 +1,14 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import ReadOnlyAdmin
+from core.admin import CodeKeyedAdmin, ReadOnlyAdmin
 
 from . import services
 from .models import Coupon, CouponTemplate, PointsEntry
 
 
 @admin.register(CouponTemplate)
-class CouponTemplateAdmin(admin.ModelAdmin):
+class CouponTemplateAdmin(CodeKeyedAdmin):
     list_display = ["code", "name", "min_spend", "amount_off", "valid_days"]
     search_fields = ["code", "name"]
 

@@ -1,6 +1,6 @@
 from decimal import Decimal
 
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -25,7 +25,7 @@ class CouponTemplate(models.Model):
         validators=[MinValueValidator(Decimal("0.01"))],
     )
     valid_days = models.PositiveSmallIntegerField(
-        _("valid for (days)"), validators=[MinValueValidator(1)]
+        _("valid for (days)"), validators=[MinValueValidator(1), MaxValueValidator(3650)]
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)

@@ -143,6 +143,8 @@ TIERFLOW_CURRENCY = env("TIERFLOW_CURRENCY", default="CNY")
 TIERFLOW_MAX_ORDER_AMOUNT = Decimal(env("TIERFLOW_MAX_ORDER_AMOUNT", default="1000000"))
 # Orders still unevaluated this long after they were recorded are re-enqueued by the sweeper.
 TIERFLOW_PENDING_GRACE_SECONDS = env.int("TIERFLOW_PENDING_GRACE_SECONDS", default=60)
+# How many pending orders (or messages) one sweeper run re-publishes at most.
+TIERFLOW_SWEEP_BATCH = env.int("TIERFLOW_SWEEP_BATCH", default=1000)
 # Provider per notification channel: "console" logs and marks the message sent.
 TIERFLOW_NOTIFICATION_PROVIDERS = {
     "sms": env("TIERFLOW_SMS_PROVIDER", default="console"),
@@ -169,6 +171,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 300
+# Keep Django's LOGGING (and its personal-data filter) in workers too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Redelivery of unacked tasks happens after visibility_timeout: well above the time limit.
 CELERY_VISIBILITY_TIMEOUT = 3600
 # Publishing must not hang an API request when Redis is down: a few quick retries, then

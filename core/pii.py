@@ -30,6 +30,14 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 1)
 
 
+def redact_person(text: str, *, name: str) -> str:
+    """Message text shown to staff who may not see personal data: the member's name and
+    any phone number or e-mail address in it are masked."""
+    if name:
+        text = text.replace(name, mask_name(name))
+    return redact(text)
+
+
 def redact(text: str) -> str:
     text = PHONE_RE.sub(lambda match: mask_phone(match.group()), text)
     return EMAIL_RE.sub(lambda match: mask_email(match.group()), text)
@@ -43,4 +51,7 @@ class RedactPiiFilter(logging.Filter):
         redacted = redact(message)
         if redacted != message:
             record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            # Exception messages can quote input; the formatter reuses exc_text as given.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
         return True

@@ -7,17 +7,16 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from benefits.models import Coupon
-from core.pii import mask_email, mask_name, mask_phone
+from core.admin import CodeKeyedAdmin, sees_pii
+from core.pii import mask_email, mask_name, mask_phone, redact_person
 
 from . import services
 from .models import Member, Tier, TierChange
 from .timeline import member_timeline
 
-PII_PERMISSION = "members.view_member_pii"
-
 
 @admin.register(Tier)
-class TierAdmin(admin.ModelAdmin):
+class TierAdmin(CodeKeyedAdmin):
     list_display = ["rank", "code", "name", "discount_percent", "discount_label", "member_count"]
     list_display_links = ["code"]
     ordering = ["rank"]
@@ -89,26 +88,25 @@ class MemberAdmin(admin.ModelAdmin):
         "order_count",
         "last_order_at",
         "related",
-        "history",
     ]
-
-    def _sees_pii(self, request: HttpRequest) -> bool:
-        return request.user.has_perm(PII_PERMISSION)
 
     def get_fields(self, request, obj=None):
         personal = ["name", "phone", "email"]
-        if obj is not None and not self._sees_pii(request):
+        if obj is not None and not sees_pii(request):
             personal = ["display_name", "display_phone", "display_email"]
         head = ["external_id", *personal, "joined_at"]
-        return head if obj is None else [*head, *self.summary_fields]
+        return head if obj is None else [*head, *self.summary_fields, self._history(request)]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        readonly = ["external_id", "joined_at", *self.summary_fields]
-        if not self._sees_pii(request):
+        readonly = ["external_id", "joined_at", *self.summary_fields, self._history(request)]
+        if not sees_pii(request):
             readonly += ["display_name", "display_phone", "display_email"]
         return readonly
+
+    def _history(self, request: HttpRequest) -> str:
+        return "history" if sees_pii(request) else "masked_history"
 
     @admin.display(description=_("name"))
     def display_name(self, member: Member) -> str:
@@ -138,9 +136,17 @@ class MemberAdmin(admin.ModelAdmin):
         return format_html(" · ".join(["{}"] * len(parts)), *parts)
 
     @admin.display(description=_("recent history"))
-    def history(self, member: Member) -> str:
+    def history(self, member: Member, *, masked: bool = False) -> str:
         entries, _ = member_timeline(member_id=member.pk, limit=20)
+        if masked:
+            for entry in entries:
+                if "text" in entry:
+                    entry["text"] = redact_person(entry["text"], name=member.name)
         return render_to_string("admin/members/timeline.html", {"entries": entries})
+
+    @admin.display(description=_("recent history"))
+    def masked_history(self, member: Member) -> str:
+        return self.history(member, masked=True)
 
     def save_model(self, request, obj, form, change) -> None:
         details = {

@@ -1,3 +1,5 @@
+import unicodedata
+
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -19,10 +21,11 @@ class MemberDetailsSerializer(StrictSerializer):
     external_id = serializers.CharField(max_length=64, validators=[external_id_validator])
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     phone = serializers.CharField(max_length=24, required=False, allow_blank=True)
-    email = serializers.EmailField(required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
 
     def validate_phone(self, value: str) -> str:
-        phone = value.translate(PHONE_SEPARATORS)
+        # NFKC turns full-width digits (１３８…), common in Chinese input, into ASCII ones.
+        phone = unicodedata.normalize("NFKC", value).translate(PHONE_SEPARATORS)
         if phone:
             phone_validator(phone)
         return phone

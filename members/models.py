@@ -11,8 +11,11 @@ external_id_validator = RegexValidator(
     r"^[^/\s]+$", _("Use letters, digits and punctuation other than '/', without spaces.")
 )
 phone_validator = RegexValidator(
-    r"^\+?\d{6,15}$", _("Enter a phone number of 6 to 15 digits, optionally starting with '+'.")
+    r"^\+?[0-9]{6,15}$", _("Enter a phone number of 6 to 15 digits, optionally starting with '+'.")
 )
+
+
+MAX_RANK = 1000
 
 
 def discount_label(percent: Decimal) -> str:
@@ -29,7 +32,10 @@ class Tier(models.Model):
     code = models.SlugField(_("code"), max_length=50, unique=True)
     name = models.CharField(_("name"), max_length=100)
     rank = models.PositiveSmallIntegerField(
-        _("rank"), unique=True, help_text=_("0 is the tier every new member starts on.")
+        _("rank"),
+        unique=True,
+        validators=[MaxValueValidator(MAX_RANK)],
+        help_text=_("0 is the tier every new member starts on."),
     )
     discount_percent = models.DecimalField(
         _("discount (% off)"),

@@ -41,12 +41,20 @@ def tiers_free_ranks(*, codes: list[str]) -> None:
         Tier.objects.filter(pk=tier.pk).update(rank=top + offset)
 
 
-def tier_assign_base_to_untiered() -> int:
-    """Members recorded before any programme existed get the base tier once one does."""
+def members_assign_base_tier() -> int:
+    """Members recorded before any programme existed get the base tier once one does,
+    each in its own transaction under its row lock, with a tier-history entry."""
     base = tier_base()
     if base is None:
         return 0
-    return Member.objects.filter(tier__isnull=True).update(tier=base, tier_since=timezone.now())
+    assigned = 0
+    for member_id in Member.objects.filter(tier__isnull=True).values_list("pk", flat=True):
+        with transaction.atomic():
+            member = member_lock(member_id=member_id)
+            if member.tier_id is None:
+                member_set_tier(member=member, tier=base, reason="base tier")
+                assigned += 1
+    return assigned
 
 
 def member_upsert(*, external_id: str, **details: str) -> tuple[Member, bool]:

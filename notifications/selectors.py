@@ -6,13 +6,13 @@ from django.utils import timezone
 from .models import Notification
 
 
-def notifications_stuck_queued(
-    *, older_than: timedelta, limit: int = 1000
+def notifications_stuck(
+    *, status: str, older_than: timedelta, limit: int
 ) -> QuerySet[Notification]:
     cutoff = timezone.now() - older_than
-    return Notification.objects.filter(
-        status=Notification.Status.QUEUED, created_at__lte=cutoff
-    ).order_by("created_at")[:limit]
+    return Notification.objects.filter(status=status, created_at__lte=cutoff).order_by(
+        "created_at"
+    )[:limit]
 
 
 def notification_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:

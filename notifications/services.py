@@ -1,7 +1,9 @@
 """Every write to templates and the outbox, and delivery through the providers."""
 
 import logging
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -9,6 +11,7 @@ from django.utils import timezone
 from core.queue import enqueue
 from members.models import Member
 
+from . import selectors
 from .models import Channel, Notification, NotificationTemplate
 from .providers import OutgoingMessage, ProviderError, provider_for
 from .rendering import render
@@ -97,14 +100,23 @@ def notification_deliver(*, notification_id: int) -> str:
             Notification.Status.SUPPRESSED,
             reason=f"The member has no {notification.get_channel_display()} address.",
         )
-    provider = provider_for(notification.channel)
     message = OutgoingMessage(notification.pk, notification.channel, recipient, notification.body)
+    provider_name = ""
     try:
+        provider = provider_for(notification.channel)
+        provider_name = provider.name
         provider_message_id = provider.send(message)
     except ProviderError as exc:
         logger.warning("notification #%s failed: %s", notification.pk, exc)
         return _finish(
-            notification, Notification.Status.FAILED, reason=str(exc), provider=provider.name
+            notification, Notification.Status.FAILED, reason=str(exc), provider=provider_name
+        )
+    except Exception as exc:
+        # Never leave a claimed message in "sending": fail it where operators can retry it.
+        logger.exception("notification #%s: unexpected error while sending", notification.pk)
+        reason = f"Unexpected error: {type(exc).__name__}"
+        return _finish(
+            notification, Notification.Status.FAILED, reason=reason, provider=provider_name
         )
     return _finish(
         notification,
@@ -139,6 +151,26 @@ def _finish(
         sent_at=timezone.now() if status == Notification.Status.SENT else None,
     )
     return status
+
+
+def notifications_requeue_stuck() -> int:
+    """Publish again messages still queued after the grace period, and put back in the
+    queue those left "sending" far longer than any task may run (their worker died). A
+    provider that accepted a message just before its worker died may then send it twice;
+    that is the price of never losing one."""
+    grace = timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS)
+    abandoned = timedelta(seconds=2 * settings.CELERY_TASK_TIME_LIMIT)
+    status = Notification.Status
+    batch = settings.TIERFLOW_SWEEP_BATCH
+    stale = selectors.notifications_stuck(status=status.SENDING, older_than=abandoned, limit=batch)
+    Notification.objects.filter(
+        pk__in=list(stale.values_list("pk", flat=True)), status=status.SENDING
+    ).update(status=status.QUEUED)
+    queued = selectors.notifications_stuck(status=status.QUEUED, older_than=grace, limit=batch)
+    ids = list(queued.values_list("pk", flat=True))
+    for notification_id in ids:
+        deliver_enqueue(notification_id=notification_id)
+    return len(ids)
 
 
 def notifications_retry(*, ids: list[int]) -> int:

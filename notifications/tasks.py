@@ -1,9 +1,6 @@
-from datetime import timedelta
-
 from celery import shared_task
-from django.conf import settings
 
-from . import selectors, services
+from . import services
 
 
 @shared_task
@@ -13,9 +10,6 @@ def deliver(notification_id: int) -> str:
 
 @shared_task
 def sweep_queued_notifications() -> int:
-    """Re-enqueue messages whose delivery task was lost (broker down at commit time)."""
-    grace = timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS)
-    ids = list(selectors.notifications_stuck_queued(older_than=grace).values_list("pk", flat=True))
-    for notification_id in ids:
-        services.deliver_enqueue(notification_id=notification_id)
-    return len(ids)
+    """Re-enqueue messages whose delivery task was lost: never published (broker down at
+    commit time), or claimed by a worker that died mid-send."""
+    return services.notifications_requeue_stuck()

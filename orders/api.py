@@ -1,9 +1,7 @@
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -16,11 +14,7 @@ from members.api import MemberDetailsSerializer
 from members.models import external_id_validator
 
 from . import services
-from .models import Order, validate_order_amount_ceiling
-
-# ERP clocks drift; an order "placed" further ahead than this is a data error.
-FUTURE_TOLERANCE = timedelta(hours=1)
-EARLIEST_PLACED_AT = datetime(2000, 1, 1, tzinfo=UTC)
+from .models import Order, validate_order_amount_ceiling, validate_placed_at
 
 
 @extend_schema_field(
@@ -61,7 +55,7 @@ class OrderCreateSerializer(StrictSerializer):
         validators=[validate_order_amount_ceiling],
     )
     currency = serializers.CharField(max_length=3)
-    placed_at = serializers.DateTimeField()
+    placed_at = serializers.DateTimeField(validators=[validate_placed_at])
 
     def validate_currency(self, value: str) -> str:
         if value.upper() != settings.TIERFLOW_CURRENCY:
@@ -69,13 +63,6 @@ class OrderCreateSerializer(StrictSerializer):
                 f"Only {settings.TIERFLOW_CURRENCY} is accepted.", code="currency"
             )
         return value.upper()
-
-    def validate_placed_at(self, value: datetime) -> datetime:
-        if value > timezone.now() + FUTURE_TOLERANCE:
-            raise serializers.ValidationError("An order cannot be placed in the future.")
-        if value < EARLIEST_PLACED_AT:
-            raise serializers.ValidationError("An order cannot be placed before 2000.")
-        return value
 
 
 class OrderSerializer(serializers.ModelSerializer):

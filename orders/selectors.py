@@ -9,11 +9,18 @@ from core.money import money
 from .models import Order
 
 
-def orders_pending_evaluation(*, older_than: timedelta, limit: int = 1000) -> QuerySet[Order]:
+def orders_pending_evaluation(*, older_than: timedelta, limit: int) -> QuerySet[Order]:
+    """Unevaluated orders whose evaluation was last published before `older_than` ago,
+    longest-waiting first."""
     cutoff = timezone.now() - older_than
-    return Order.objects.filter(evaluated_at__isnull=True, recorded_at__lte=cutoff).order_by(
-        "recorded_at"
+    return Order.objects.filter(evaluated_at__isnull=True, enqueued_at__lte=cutoff).order_by(
+        "enqueued_at"
     )[:limit]
+
+
+def orders_pending_count(*, older_than: timedelta) -> int:
+    cutoff = timezone.now() - older_than
+    return Order.objects.filter(evaluated_at__isnull=True, enqueued_at__lte=cutoff).count()
 
 
 def member_order_windows(

@@ -72,6 +72,10 @@ def order_record(
     return order, True
 
 
+def orders_mark_enqueued(*, order_ids: list[int]) -> None:
+    Order.objects.filter(pk__in=order_ids).update(enqueued_at=timezone.now())
+
+
 def order_mark_evaluated(*, order_id: int) -> bool:
     """Conditional update: True for the caller that marked it, False if already marked."""
     updated = Order.objects.filter(pk=order_id, evaluated_at__isnull=True).update(

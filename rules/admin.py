@@ -8,7 +8,8 @@ from django.forms.models import BaseInlineFormSet
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import ReadOnlyAdmin
+from core.admin import ReadOnlyAdmin, sees_pii
+from core.pii import redact_person
 
 from . import logic, services
 from .models import Rule, RuleAction, RuleCondition, RuleFiring
@@ -27,7 +28,7 @@ class NumberedFormSet(BaseInlineFormSet):
         return [
             form.cleaned_data
             for form in self.forms
-            if form.cleaned_data and not form.cleaned_data.get("DELETE")
+            if form.is_valid() and form.cleaned_data and not form.cleaned_data.get("DELETE")
         ]
 
 
@@ -146,18 +147,26 @@ class RuleFiringAdmin(ReadOnlyAdmin):
         "facts_seen",
         "effects",
     ]
-    readonly_fields = fields
+    readonly_fields = [*fields, "masked_effects"]
+
+    def get_fields(self, request, obj=None):
+        # Message texts name the member: masked for staff who may not see personal data.
+        return self.fields if sees_pii(request) else [*self.fields[:-1], "masked_effects"]
 
     @admin.display(description=_("facts the rule saw"))
     def facts_seen(self, firing: RuleFiring) -> str:
         return format_html("<pre>{}</pre>", json.dumps(firing.facts, indent=2, ensure_ascii=False))
 
     @admin.display(description=_("effects"))
-    def effects(self, firing: RuleFiring) -> str:
+    def effects(self, firing: RuleFiring, *, masked: bool = False) -> str:
         lines = [str(change) for change in firing.tier_changes.all()]
         lines += [f"{coupon.code} {coupon.name}" for coupon in firing.coupons.all()]
         lines += [str(entry) for entry in firing.points_entries.all()]
-        lines += [
-            f"{n.get_channel_display()}: {n.body} [{n.status}]" for n in firing.notifications.all()
-        ]
+        for message in firing.notifications.all():
+            text = redact_person(message.body, name=firing.member.name) if masked else message.body
+            lines.append(f"{message.get_channel_display()}: {text} [{message.status}]")
         return format_html("<pre>{}</pre>", "\n".join(lines))
+
+    @admin.display(description=_("effects"))
+    def masked_effects(self, firing: RuleFiring) -> str:
+        return self.effects(firing, masked=True)

@@ -1,4 +1,5 @@
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -10,6 +11,10 @@ from orders.models import Order
 
 from . import conditions, logic
 from .facts import FACTS
+
+MAX_PRIORITY = 1_000_000
+MAX_DAYS = 3660  # ten years of look-back
+MAX_POINTS = 10_000_000
 
 
 class Trigger(models.TextChoices):
@@ -27,7 +32,10 @@ class Rule(models.Model):
     description = models.TextField(_("description"), blank=True)
     trigger = models.CharField(_("trigger"), max_length=30, choices=Trigger.choices)
     priority = models.IntegerField(
-        _("priority"), default=100, help_text=_("Lower runs first; ties are broken by code.")
+        _("priority"),
+        default=100,
+        validators=[MinValueValidator(-MAX_PRIORITY), MaxValueValidator(MAX_PRIORITY)],
+        help_text=_("Lower runs first; ties are broken by code."),
     )
     is_active = models.BooleanField(_("active"), default=False)
     active_from = models.DateTimeField(_("active from"), null=True, blank=True)
@@ -92,7 +100,11 @@ class RuleCondition(models.Model):
         help_text=_("One value; a comma-separated list for 'in'; 'low, high' for 'between'."),
     )
     days = models.PositiveIntegerField(
-        _("over the last N days"), null=True, blank=True, help_text=_("For windowed facts.")
+        _("over the last N days"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
+        help_text=_("For windowed facts."),
     )
 
     class Meta:
@@ -151,7 +163,12 @@ class RuleAction(models.Model):
         related_name="+",
         verbose_name=_("coupon template"),
     )
-    points = models.PositiveIntegerField(_("points"), null=True, blank=True)
+    points = models.PositiveIntegerField(
+        _("points"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_POINTS)],
+    )
     notification_template = models.ForeignKey(
         NotificationTemplate,
         on_delete=models.PROTECT,

@@ -14,8 +14,9 @@ from members import services as member_services
 from orders import services as order_services
 from orders.models import Order
 
-from . import engine, logic
+from . import engine, logic, tree
 from .actions import actions_apply
+from .conditions import normalize_value
 from .facts import FactSource, fact_label, facts_compute
 from .models import FiringLimit, Rule, RuleAction, RuleCondition, RuleFiring, Trigger
 
@@ -165,6 +166,12 @@ def rule_upsert(
 ) -> tuple[Rule, bool]:
     """Create or update a rule by code with its full set of conditions and actions.
     Returns (rule, changed); an unchanged rule keeps its version."""
+    if problem := logic.check(fields.get("logic", ""), {c["position"] for c in conditions}):
+        raise ValidationError({"logic": problem})
+    conditions, fields["logic"] = tree.canonical(
+        [{**c, "value": normalize_value(c["op"], c["value"])} for c in conditions],
+        fields.get("logic", ""),
+    )
     rule = Rule.objects.filter(code=code).first()
     if rule is not None and _rule_state(rule) == _desired_state(fields, conditions, actions):
         return rule, False
@@ -184,8 +191,6 @@ def rule_upsert(
         action = RuleAction(rule=rule, **values)
         action.full_clean(exclude=["rule"])
         action.save()
-    if problem := logic.check(rule.logic, {c["position"] for c in conditions}):
-        raise ValidationError({"logic": problem})
     return rule, True
 
 

@@ -5,6 +5,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from orders import selectors as order_selectors
+from orders import services as order_services
 
 from . import services
 
@@ -26,9 +27,12 @@ def sweep_pending_orders() -> int:
     """Enqueue evaluation for orders recorded a while ago and still not evaluated: their
     task was never published (broker down), or was lost with its worker."""
     grace = timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS)
-    pending = order_selectors.orders_pending_evaluation(older_than=grace)
-    count = 0
-    for order_id, member_id in pending.values_list("pk", "member_id"):
+    pending = list(
+        order_selectors.orders_pending_evaluation(
+            older_than=grace, limit=settings.TIERFLOW_SWEEP_BATCH
+        ).values_list("pk", "member_id")
+    )
+    order_services.orders_mark_enqueued(order_ids=[order_id for order_id, _ in pending])
+    for order_id, member_id in pending:
         services.order_evaluation_enqueue(order_id=order_id, member_id=member_id)
-        count += 1
-    return count
+    return len(pending)

@@ -18,6 +18,8 @@ import pytest
 import redis
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
@@ -106,6 +108,14 @@ def broker_down() -> Iterator[None]:
     finally:
         _use_broker(saved[0])
         celery_app.conf.task_always_eager = saved[1]
+
+
+@pytest.fixture
+def admin_client(db) -> Client:
+    """Logged in as a superuser."""
+    client = Client()
+    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
+    return client
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 import pytest
 from django.contrib.auth.models import Permission, User
-from django.test import Client
 from django.urls import reverse
 
 from members.models import Member
@@ -8,13 +7,6 @@ from orders.models import Order
 from rules.models import Rule
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_client(db) -> Client:
-    client = Client()
-    client.force_login(User.objects.create_superuser("boss", "boss@example.com", "pw"))
-    return client
 
 
 @pytest.fixture

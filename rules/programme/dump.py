@@ -8,8 +8,8 @@ from members.models import Tier
 from notifications.models import NotificationTemplate
 
 from ..models import ActionKind, FiringLimit, Rule
+from ..tree import rows_to_tree
 from . import yaml_io
-from .tree import rows_to_tree
 
 
 def programme_dump() -> str:

@@ -22,9 +22,9 @@ from notifications.models import NotificationTemplate
 from .. import conditions
 from .. import services as rule_services
 from ..models import ActionKind, Rule
+from ..tree import leaves_with_paths, tree_to_rows
 from . import yaml_io
 from .schema import SECTIONS, SPECS
-from .tree import leaves_with_paths, tree_to_rows
 
 
 @dataclass(frozen=True, order=True)
@@ -82,9 +82,12 @@ def programme_load(text: str) -> LoadReport:
             ]
         )
     try:
-        return _apply(sections)
-    except ValidationError as exc:  # a database-level check the schema did not anticipate
+        report = _apply(sections)
+    except ValidationError as exc:  # a model check the schema did not anticipate
         raise ProgrammeInvalid([ProgrammeError(0, "", m) for m in exc.messages]) from exc
+    # After the load commits, and member by member: each takes its row lock.
+    member_services.members_assign_base_tier()
+    return report
 
 
 def _validate_shape(data: Any, errors: list) -> dict[str, list[dict]]:
@@ -98,8 +101,10 @@ def _validate_shape(data: Any, errors: list) -> dict[str, list[dict]]:
             errors.append(((key,), f"Unknown section. Expected one of {', '.join(SECTIONS)}."))
     sections = {}
     for section in SECTIONS:
-        items = data.get(section) or []
-        if not isinstance(items, list):
+        items = data.get(section)
+        if items is None:
+            items = []
+        elif not isinstance(items, list):
             errors.append(((section,), "Expected a list."))
             continue
         spec = SPECS[section](data=items, many=True)
@@ -183,7 +188,6 @@ def _apply(sections: dict[str, list[dict]]) -> LoadReport:
     for spec in sections["tiers"]:
         _, changed = member_services.tier_upsert(**spec)
         report.count("tiers", existed=spec["code"] in existing["tiers"], changed=changed)
-    member_services.tier_assign_base_to_untiered()
     for spec in sections["coupon_templates"]:
         _, changed = benefit_services.coupon_template_upsert(**spec)
         report.count(
@@ -238,9 +242,7 @@ def _rule_fields(spec: dict, targets: dict[str, dict]) -> dict:
         "firing_limit": spec["fires"],
         "stop_processing": spec["stop_processing"],
         "logic": logic_line,
-        "conditions": [
-            {**row, "value": conditions.normalize_value(row["op"], row["value"])} for row in rows
-        ],
+        "conditions": rows,
         "actions": actions,
     }
 

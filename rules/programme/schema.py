@@ -8,12 +8,21 @@ from typing import Any
 from rest_framework import serializers
 
 from core.api import StrictSerializer
+from members.models import MAX_RANK
 from notifications.models import Channel
 from notifications.rendering import template_errors
 
 from ..conditions import OPERATORS
 from ..facts import FACTS
-from ..models import ActionKind, FiringLimit, Trigger
+from ..models import (
+    MAX_DAYS,
+    MAX_POINTS,
+    MAX_PRIORITY,
+    ActionKind,
+    FiringLimit,
+    RuleCondition,
+    Trigger,
+)
 
 SECTIONS = ("tiers", "coupon_templates", "notification_templates", "rules")
 
@@ -21,7 +30,7 @@ SECTIONS = ("tiers", "coupon_templates", "notification_templates", "rules")
 class TierSpec(StrictSerializer):
     code = serializers.SlugField(max_length=50)
     name = serializers.CharField(max_length=100)
-    rank = serializers.IntegerField(min_value=0, max_value=1000)
+    rank = serializers.IntegerField(min_value=0, max_value=MAX_RANK)
     discount_percent = serializers.DecimalField(
         max_digits=5, decimal_places=2, min_value=Decimal(0), max_value=Decimal(100), default=0
     )
@@ -36,7 +45,7 @@ class CouponTemplateSpec(StrictSerializer):
     amount_off = serializers.DecimalField(
         max_digits=12, decimal_places=2, min_value=Decimal("0.01")
     )
-    valid_days = serializers.IntegerField(min_value=1, max_value=3650)
+    valid_days = serializers.IntegerField(min_value=1, max_value=3650)  # as the model
 
 
 class NotificationTemplateSpec(StrictSerializer):
@@ -58,7 +67,10 @@ class ConditionValueField(serializers.Field):
         items = data if isinstance(data, list) else [data]
         if not items or any(isinstance(i, (dict, list, bool)) or i is None for i in items):
             raise serializers.ValidationError("Give a number or text, or a list of them.")
-        return ", ".join(str(item) for item in items)
+        text = ", ".join(str(item) for item in items)
+        if len(text) > RuleCondition._meta.get_field("value").max_length:
+            raise serializers.ValidationError("The value is too long (200 characters at most).")
+        return text
 
     def to_representation(self, value: str) -> str:
         return value
@@ -68,7 +80,9 @@ class ConditionSpec(StrictSerializer):
     fact = serializers.ChoiceField(choices=sorted(FACTS))
     op = serializers.ChoiceField(choices=sorted(OPERATORS))
     value = ConditionValueField()
-    days = serializers.IntegerField(min_value=1, max_value=3660, required=False, allow_null=True)
+    days = serializers.IntegerField(
+        min_value=1, max_value=MAX_DAYS, required=False, allow_null=True
+    )
 
 
 class ConditionTreeField(serializers.Field):
@@ -120,7 +134,7 @@ class ActionSpec(StrictSerializer):
     tier = serializers.SlugField(required=False)
     allow_downgrade = serializers.BooleanField(required=False, default=False)
     template = serializers.SlugField(required=False)
-    points = serializers.IntegerField(min_value=1, max_value=10_000_000, required=False)
+    points = serializers.IntegerField(min_value=1, max_value=MAX_POINTS, required=False)
 
     def validate(self, data: dict) -> dict:
         needed = self.NEEDS[data["type"]]
@@ -142,7 +156,9 @@ class RuleSpec(StrictSerializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, default="", allow_blank=True)
     trigger = serializers.ChoiceField(choices=Trigger.choices)
-    priority = serializers.IntegerField(required=False, default=100)
+    priority = serializers.IntegerField(
+        min_value=-MAX_PRIORITY, max_value=MAX_PRIORITY, required=False, default=100
+    )
     active = serializers.BooleanField(required=False, default=True)
     active_from = serializers.DateTimeField(required=False, allow_null=True, default=None)
     active_until = serializers.DateTimeField(required=False, allow_null=True, default=None)
@@ -151,7 +167,7 @@ class RuleSpec(StrictSerializer):
     )
     stop_processing = serializers.BooleanField(required=False, default=False)
     conditions = ConditionTreeField(required=False, default=None)
-    actions = ActionSpec(many=True, allow_empty=False)
+    actions = ActionSpec(many=True, required=False, default=list)
 
     def validate(self, data: dict) -> dict:
         start, end = data.get("active_from"), data.get("active_until")

@@ -25,6 +25,8 @@ def parse(text: str) -> tuple[Any, yaml.Node | None]:
         raise YamlSyntaxError(
             mark.line + 1 if mark else None, f"YAML syntax error: {problem}"
         ) from exc
+    except RecursionError as exc:
+        raise YamlSyntaxError(None, "The file nests too deeply to be a programme.") from exc
 
 
 def line_of(root: yaml.Node | None, path: Path) -> int | None:

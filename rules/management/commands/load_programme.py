@@ -19,6 +19,8 @@ class Command(BaseCommand):
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror}") from exc
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"{path} is not UTF-8 text; save it as UTF-8.") from exc
         try:
             report = programme_load(text)
         except ProgrammeInvalid as exc:

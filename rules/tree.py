@@ -3,9 +3,7 @@ logic line in the database ("(1 and 2) or 3") are two views of one thing."""
 
 from typing import Any
 
-from .. import logic
-
-CONDITION_KEYS = ("fact", "op", "value", "days")
+from . import logic
 
 
 def tree_to_rows(tree: dict | None) -> tuple[list[dict], str]:
@@ -18,21 +16,25 @@ def tree_to_rows(tree: dict | None) -> tuple[list[dict], str]:
         for key, op in (("all", "and"), ("any", "or")):
             if key in node:
                 return (op, [walk(child) for child in node[key]])
-        rows.append({"position": len(rows) + 1, **{k: node.get(k) for k in CONDITION_KEYS}})
+        rows.append(
+            {**{k: v for k, v in node.items() if k != "position"}, "position": len(rows) + 1}
+        )
         return len(rows)
 
-    expression = walk(tree)
-    if isinstance(expression, int):
-        return rows, ""
     # Re-parse so nested groups of the same kind flatten exactly as a typed line would.
-    expression = logic.parse(logic.to_text(expression))
-    if (
-        isinstance(expression, tuple)
-        and expression[0] == "and"
-        and all(isinstance(operand, int) for operand in expression[1])
+    expression = logic.parse(logic.to_text(walk(tree)))
+    if isinstance(expression, int) or (
+        expression[0] == "and" and all(isinstance(operand, int) for operand in expression[1])
     ):
-        return rows, ""
+        return rows, ""  # "all of them", the default
     return rows, logic.to_text(expression)
+
+
+def canonical(rows: list[dict], logic_line: str) -> tuple[list[dict], str]:
+    """The one stored form of a rule's conditions: numbered 1, 2, … in the order the logic
+    names them, and no logic line when they must simply all hold. "2 or 1" over rows 10
+    and 20 becomes "1 or 2" over rows 1 and 2; "1 and 2" becomes ""."""
+    return tree_to_rows(rows_to_tree(rows, logic_line))
 
 
 def rows_to_tree(rows: list[dict], logic_line: str, leaf=lambda row: row) -> dict | None:
