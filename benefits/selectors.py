@@ -1,13 +1,17 @@
 from django.db.models import Sum
 from django.utils import timezone
 
-from .models import Coupon, CouponTemplate, PointsEntry
+from .models import Coupon, CouponTemplate, GrowthEntry, PointsEntry
 
 
 def points_balance(*, member_id: int) -> int:
-    return (
-        PointsEntry.objects.filter(member_id=member_id).aggregate(total=Sum("points"))["total"] or 0
-    )
+    entries = PointsEntry.objects.filter(member_id=member_id)
+    return entries.aggregate(total=Sum("points"))["total"] or 0
+
+
+def growth_balance(*, member_id: int) -> int:
+    entries = GrowthEntry.objects.filter(member_id=member_id)
+    return entries.aggregate(total=Sum("points"))["total"] or 0
 
 
 def coupon_templates_by_code(codes: set[str] | None = None) -> dict[str, CouponTemplate]:
@@ -67,3 +71,34 @@ def points_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
         }
         for entry in entries[:limit]
     ]
+
+
+def points_lots(*, member_id: int) -> list[tuple[PointsEntry, int]]:
+    """Each positive entry (a lot) with the points left in it. Spent, expired and reversed
+    points use up the lots that expire soonest first (lots that never expire last)."""
+    entries = list(PointsEntry.objects.filter(member_id=member_id))
+    used = -sum(entry.points for entry in entries if entry.points < 0)
+    lots = sorted(
+        (entry for entry in entries if entry.points > 0),
+        key=lambda lot: (
+            lot.expires_at is None,
+            lot.expires_at or lot.created_at,
+            lot.created_at,
+            lot.pk,
+        ),
+    )
+    remaining = []
+    for lot in lots:
+        taken = min(lot.points, used)
+        used -= taken
+        remaining.append((lot, lot.points - taken))
+    return remaining
+
+
+def points_expiring_on(*, member_id: int, day) -> int:
+    """Points that will lapse on `day` (a business date) unless spent first."""
+    return sum(
+        left
+        for lot, left in points_lots(member_id=member_id)
+        if lot.expires_at and timezone.localdate(lot.expires_at) == day
+    )

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -145,13 +146,23 @@ TIERFLOW_MAX_ORDER_AMOUNT = Decimal(env("TIERFLOW_MAX_ORDER_AMOUNT", default="10
 TIERFLOW_PENDING_GRACE_SECONDS = env.int("TIERFLOW_PENDING_GRACE_SECONDS", default=60)
 # How many pending orders (or messages) one sweeper run re-publishes at most.
 TIERFLOW_SWEEP_BATCH = env.int("TIERFLOW_SWEEP_BATCH", default=1000)
-# Provider per notification channel: "console" logs and marks the message sent.
+# Provider per notification channel: "console" logs and marks the message sent; "http"
+# POSTs the JSON event, signed, to the webhook URL.
 TIERFLOW_NOTIFICATION_PROVIDERS = {
     "sms": env("TIERFLOW_SMS_PROVIDER", default="console"),
     "push": env("TIERFLOW_PUSH_PROVIDER", default="console"),
     "email": env("TIERFLOW_EMAIL_PROVIDER", default="console"),
-    "webhook": env("TIERFLOW_WEBHOOK_PROVIDER", default="console"),
+    "webhook": env("TIERFLOW_WEBHOOK_PROVIDER", default="http"),
 }
+# Webhook events are signed with this secret (HMAC-SHA256); receivers check the signature.
+TIERFLOW_WEBHOOK_SECRET = env("TIERFLOW_WEBHOOK_SECRET", default="")
+# Where webhook-channel message templates post (rule webhook actions name their own URL).
+TIERFLOW_WEBHOOK_URL = env("TIERFLOW_WEBHOOK_URL", default="")
+TIERFLOW_DELIVERY_MAX_ATTEMPTS = env.int("TIERFLOW_DELIVERY_MAX_ATTEMPTS", default=6)
+TIERFLOW_DELIVERY_BACKOFF_SECONDS = env.float("TIERFLOW_DELIVERY_BACKOFF_SECONDS", default=30.0)
+TIERFLOW_DELIVERY_BACKOFF_MAX_SECONDS = env.float(
+    "TIERFLOW_DELIVERY_BACKOFF_MAX_SECONDS", default=1800.0
+)
 
 # --- Celery ------------------------------------------------------------------------------
 
@@ -189,11 +200,13 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
-    "sweep-pending-orders": {"task": "rules.tasks.sweep_pending_orders", "schedule": 60.0},
+    "sweep-pending-evaluations": {"task": "rules.tasks.sweep_pending", "schedule": 60.0},
     "sweep-queued-notifications": {
         "task": "notifications.tasks.sweep_queued_notifications",
         "schedule": 60.0,
     },
+    # Clock triggers (birthdays, lapsing tiers…) for the day, early each morning local time.
+    "daily": {"task": "rules.tasks.run_daily", "schedule": crontab(hour=0, minute=30)},
 }
 
 # --- Logging -----------------------------------------------------------------------------

@@ -4,12 +4,20 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from core.views import health
-from members.api import MemberDetailView, MemberTimelineView
-from orders.api import OrderCreateView
+from members.api import (
+    EngagementCreateView,
+    MemberDetailView,
+    MemberTimelineView,
+    MemberUpsertView,
+)
+from orders.api import OrderCreateView, RefundCreateView
 
 api = [
     path("orders/", OrderCreateView.as_view(), name="order-create"),
+    path("orders/<str:external_id>/refunds/", RefundCreateView.as_view(), name="refund-create"),
+    path("members/", MemberUpsertView.as_view(), name="member-upsert"),
     path("members/<str:external_id>/", MemberDetailView.as_view(), name="member-detail"),
+    path("events/", EngagementCreateView.as_view(), name="event-create"),
     path(
         "members/<str:external_id>/timeline/",
         MemberTimelineView.as_view(),

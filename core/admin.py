@@ -1,4 +1,7 @@
+from collections.abc import Callable
+
 from django.contrib import admin
+from django.db.models import Model
 from django.http import HttpRequest
 
 PII_PERMISSION = "members.view_member_pii"
@@ -9,12 +12,20 @@ def sees_pii(request: HttpRequest) -> bool:
 
 
 class CodeKeyedAdmin(admin.ModelAdmin):
-    """Programme items are saved by code through their service's upsert, so a code cannot
-    change once created (programme files refer to items by it)."""
+    """Programme items (tiers, templates, tags…) are saved by code through their app's
+    upsert service, as the programme loader saves them; a code cannot change once created
+    (programme files refer to items by it)."""
+
+    upsert: Callable[..., tuple[Model, bool]]  # e.g. staticmethod(services.tier_upsert)
 
     def get_readonly_fields(self, request, obj=None):
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "code"] if obj else readonly
+
+    def save_model(self, request, obj, form, change) -> None:
+        values = {name: value for name, value in form.cleaned_data.items() if name != "code"}
+        saved, _ = self.upsert(code=obj.code, **values)
+        obj.pk = saved.pk
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -14,6 +14,9 @@ from drf_standardized_errors.handler import ExceptionHandler as StandardExceptio
 from rest_framework import exceptions, serializers, status
 from rest_framework.fields import get_error_detail
 from rest_framework.settings import api_settings
+from rest_framework.validators import UniqueValidator
+
+from .idempotency import SubjectConflict
 
 
 class Conflict(exceptions.APIException):
@@ -22,7 +25,7 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
-class StrictSerializer(serializers.Serializer):
+class StrictFieldsMixin:
     """Rejects fields it does not know, so a typo is an error rather than silently ignored."""
 
     def to_internal_value(self, data: Any) -> Any:
@@ -41,10 +44,41 @@ class StrictSerializer(serializers.Serializer):
         return value
 
 
+class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
+    pass
+
+
+class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """Fields, limits and defaults from the model; unknown fields refused; and the model's
+    own clean() run, so cross-field mistakes are reported against their fields. Uniqueness
+    is left to the caller (these describe rows to create or update by code)."""
+
+    def validate(self, attrs: dict) -> dict:
+        instance = self.Meta.model(**attrs)
+        try:
+            instance.clean()
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(serializers.as_serializer_error(exc)) from exc
+        # clean() may normalise (e.g. clear a field that does not apply).
+        return {name: getattr(instance, name) for name in attrs}
+
+    def get_validators(self) -> list:
+        return []
+
+    def get_fields(self) -> dict:
+        fields = super().get_fields()
+        for field in fields.values():
+            field.validators = [v for v in field.validators if not isinstance(v, UniqueValidator)]
+        return fields
+
+
 class ExceptionHandler(StandardExceptionHandler):
-    """Services raise Django's ValidationError; the API reports it as field errors."""
+    """Services raise Django's ValidationError, reported as field errors, and
+    SubjectConflict, reported as a 409."""
 
     def convert_known_exceptions(self, exc: Exception) -> Exception:
+        if isinstance(exc, SubjectConflict):
+            return Conflict(str(exc))
         if isinstance(exc, DjangoValidationError):
             detail = get_error_detail(exc)
             if isinstance(detail, dict) and NON_FIELD_ERRORS in detail:

@@ -1,22 +1,28 @@
 from datetime import timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found, server_error
 
 from config.celery import app as celery_app
-from orders.selectors import orders_pending_count
+from core.models import Evaluable, pending_count
 
 
 def health(request: HttpRequest) -> JsonResponse:
     """For load balancers and monitoring: 200 when the database answers, else 503. The
     broker is reported but does not fail the check: orders are still recorded without it.
-    `pending_evaluations` counts orders waiting longer than the sweeper's grace period: a
-    number that keeps growing means evaluation is failing or no worker is running."""
+    `pending_evaluations` counts orders, refunds, engagements and new members waiting
+    longer than the sweeper's grace period: a number that keeps growing means evaluation
+    is failing or no worker is running."""
     checks = {"database": "ok", "broker": "in-process"}
     try:
         grace = timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS)
-        checks["pending_evaluations"] = orders_pending_count(older_than=grace)
+        checks["pending_evaluations"] = sum(
+            pending_count(model, older_than=grace)
+            for model in apps.get_models()
+            if issubclass(model, Evaluable)
+        )
     except Exception as exc:  # any failure means "not healthy", whatever its type
         checks["database"] = f"error: {type(exc).__name__}"
     if not settings.CELERY_TASK_ALWAYS_EAGER:

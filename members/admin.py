@@ -7,17 +7,28 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from benefits.models import Coupon
-from core.admin import CodeKeyedAdmin, sees_pii
+from benefits.selectors import growth_balance, points_balance
+from core.admin import CodeKeyedAdmin, ReadOnlyAdmin, sees_pii
 from core.pii import mask_email, mask_name, mask_phone, redact_person
 
 from . import services
-from .models import Member, Tier, TierChange
+from .models import EngagementEvent, EngagementKind, Member, Tag, Tier, TierChange
 from .timeline import member_timeline
 
 
 @admin.register(Tier)
 class TierAdmin(CodeKeyedAdmin):
-    list_display = ["rank", "code", "name", "discount_percent", "discount_label", "member_count"]
+    upsert = staticmethod(services.tier_upsert)
+    list_display = [
+        "rank",
+        "code",
+        "name",
+        "discount_percent",
+        "discount_label",
+        "points_multiplier",
+        "validity",
+        "member_count",
+    ]
     list_display_links = ["code"]
     ordering = ["rank"]
 
@@ -32,11 +43,40 @@ class TierAdmin(CodeKeyedAdmin):
     def discount_label(self, tier: Tier) -> str:
         return tier.discount_label
 
-    def save_model(self, request, obj, form, change) -> None:
-        saved, _ = services.tier_upsert(
-            code=obj.code, name=obj.name, rank=obj.rank, discount_percent=obj.discount_percent
-        )
-        obj.pk = saved.pk
+
+@admin.register(Tag)
+class TagAdmin(CodeKeyedAdmin):
+    upsert = staticmethod(services.tag_upsert)
+    list_display = ["code", "name", "member_count"]
+    search_fields = ["code", "name"]
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).annotate(member_count=Count("members"))
+
+    @admin.display(description=_("members"), ordering="member_count")
+    def member_count(self, tag: Tag) -> int:
+        return tag.member_count
+
+
+@admin.register(EngagementKind)
+class EngagementKindAdmin(CodeKeyedAdmin):
+    upsert = staticmethod(services.engagement_kind_upsert)
+    list_display = ["code", "name", "growth_points", "daily_cap", "is_active"]
+    list_filter = ["is_active"]
+
+
+@admin.register(EngagementEvent)
+class EngagementEventAdmin(ReadOnlyAdmin):
+    list_display = ["external_id", "member", "kind", "occurred_at", "evaluated"]
+    list_filter = ["kind", "occurred_at"]
+    list_select_related = ["member", "kind"]
+    search_fields = ["=external_id", "=member__external_id"]
+    raw_id_fields = ["member"]
+    date_hierarchy = "occurred_at"
+
+    @admin.display(description=_("evaluated"), boolean=True)
+    def evaluated(self, event: EngagementEvent) -> bool:
+        return event.is_evaluated
 
 
 class TierChangeInline(admin.TabularInline):
@@ -84,14 +124,17 @@ class MemberAdmin(admin.ModelAdmin):
     summary_fields = [
         "tier",
         "tier_since",
+        "tier_expires_at",
         "lifetime_spend",
         "order_count",
         "last_order_at",
+        "balances",
+        "tag_list",
         "related",
     ]
 
     def get_fields(self, request, obj=None):
-        personal = ["name", "phone", "email"]
+        personal = ["name", "phone", "email", "birthday"]
         if obj is not None and not sees_pii(request):
             personal = ["display_name", "display_phone", "display_email"]
         head = ["external_id", *personal, "joined_at"]
@@ -120,11 +163,24 @@ class MemberAdmin(admin.ModelAdmin):
     def display_email(self, member: Member) -> str:
         return mask_email(member.email)
 
+    @admin.display(description=_("balances"))
+    def balances(self, member: Member) -> str:
+        return _("%(points)s points, %(growth)s growth points") % {
+            "points": points_balance(member_id=member.pk),
+            "growth": growth_balance(member_id=member.pk),
+        }
+
+    @admin.display(description=_("tags"))
+    def tag_list(self, member: Member) -> str:
+        return ", ".join(str(tag) for tag in member.tags.all()) or "-"
+
     @admin.display(description=_("records"))
     def related(self, member: Member) -> str:
         links = [
             ("orders", "orders_order_changelist", _("orders")),
+            ("engagements", "members_engagementevent_changelist", _("engagements")),
             ("points_entries", "benefits_pointsentry_changelist", _("points ledger")),
+            ("growth_entries", "benefits_growthentry_changelist", _("growth points")),
             ("notifications", "notifications_notification_changelist", _("messages")),
             ("firings", "rules_rulefiring_changelist", _("rule firings")),
         ]
@@ -151,7 +207,7 @@ class MemberAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change) -> None:
         details = {
             field: form.cleaned_data[field]
-            for field in ("name", "phone", "email")
+            for field in services.MEMBER_DETAIL_FIELDS
             if field in form.cleaned_data
         }
         saved, _ = services.member_upsert(external_id=obj.external_id, **details)

@@ -1,27 +1,44 @@
 import unicodedata
+from datetime import date, datetime
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import serializers
+from django.utils import timezone
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from benefits.selectors import member_coupons, points_balance
+from benefits.selectors import growth_balance, member_coupons, points_balance
 from core.api import StrictSerializer
 
-from . import selectors
+from . import selectors, services
 from .models import Member, external_id_validator, phone_validator
 from .timeline import member_timeline
 
 PHONE_SEPARATORS = str.maketrans("", "", " -()")
 
 
+def not_in_future(value: date | datetime) -> None:
+    now = timezone.now() if isinstance(value, datetime) else timezone.localdate()
+    if value > now:
+        raise serializers.ValidationError("This cannot be in the future.")
+
+
 class MemberDetailsSerializer(StrictSerializer):
+    """A member as an order or event names them: their external id, with optional details
+    that create or update the member."""
+
     external_id = serializers.CharField(max_length=64, validators=[external_id_validator])
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
     phone = serializers.CharField(max_length=24, required=False, allow_blank=True)
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
+    birthday = serializers.DateField(required=False, allow_null=True, validators=[not_in_future])
 
     def validate_phone(self, value: str) -> str:
         # NFKC turns full-width digits (１３８…), common in Chinese input, into ASCII ones.
@@ -29,6 +46,12 @@ class MemberDetailsSerializer(StrictSerializer):
         if phone:
             phone_validator(phone)
         return phone
+
+
+class MemberUpsertSerializer(MemberDetailsSerializer):
+    joined_at = serializers.DateTimeField(
+        required=False, validators=[not_in_future], help_text="For a new member only; default now."
+    )
 
 
 class TierSerializer(serializers.Serializer):
@@ -50,13 +73,37 @@ class CouponSerializer(serializers.Serializer):
 class MemberSerializer(serializers.Serializer):
     external_id = serializers.CharField()
     name = serializers.CharField()
+    birthday = serializers.DateField(allow_null=True)
     joined_at = serializers.DateTimeField()
     tier = TierSerializer(allow_null=True)
     tier_since = serializers.DateTimeField(allow_null=True)
+    tier_expires_at = serializers.DateTimeField(allow_null=True)
     lifetime_spend = serializers.DecimalField(max_digits=14, decimal_places=2)
     order_count = serializers.IntegerField()
     points_balance = serializers.IntegerField()
+    growth_points = serializers.IntegerField()
+    tags = serializers.ListField(child=serializers.CharField())
     coupons = CouponSerializer(many=True)
+
+
+def member_representation(member: Member) -> dict:
+    return MemberSerializer(
+        {
+            "external_id": member.external_id,
+            "name": member.name,
+            "birthday": member.birthday,
+            "joined_at": member.joined_at,
+            "tier": member.tier,
+            "tier_since": member.tier_since,
+            "tier_expires_at": member.tier_expires_at,
+            "lifetime_spend": member.lifetime_spend,
+            "order_count": member.order_count,
+            "points_balance": points_balance(member_id=member.pk),
+            "growth_points": growth_balance(member_id=member.pk),
+            "tags": sorted(member.tags.values_list("code", flat=True)),
+            "coupons": member_coupons(member_id=member.pk),
+        }
+    ).data
 
 
 def _member_or_404(external_id: str) -> Member:
@@ -66,23 +113,32 @@ def _member_or_404(external_id: str) -> Member:
     return member
 
 
+class MemberUpsertView(APIView):
+    @extend_schema(
+        operation_id="members_upsert",
+        request=MemberUpsertSerializer,
+        responses={
+            201: MemberSerializer,
+            200: OpenApiResponse(MemberSerializer, description="An existing member, updated."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """Create a member, or update the details of a known one (by `external_id`).
+        A new member starts on the tier of rank 0 and sets off the member_joined rules."""
+        serializer = MemberUpsertSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        member, created = services.member_upsert(**serializer.validated_data)
+        return Response(
+            member_representation(selectors.member_get(external_id=member.external_id)),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
 class MemberDetailView(APIView):
     @extend_schema(operation_id="members_retrieve", responses=MemberSerializer)
     def get(self, request: Request, external_id: str) -> Response:
-        """A member's tier, running totals, points balance and coupons."""
-        member = _member_or_404(external_id)
-        data = {
-            "external_id": member.external_id,
-            "name": member.name,
-            "joined_at": member.joined_at,
-            "tier": member.tier,
-            "tier_since": member.tier_since,
-            "lifetime_spend": member.lifetime_spend,
-            "order_count": member.order_count,
-            "points_balance": points_balance(member_id=member.pk),
-            "coupons": member_coupons(member_id=member.pk),
-        }
-        return Response(MemberSerializer(data).data)
+        """A member's tier, running totals, balances, tags and coupons."""
+        return Response(member_representation(_member_or_404(external_id)))
 
 
 class TimelineQuerySerializer(StrictSerializer):
@@ -106,8 +162,9 @@ class MemberTimelineView(APIView):
         ),
     )
     def get(self, request: Request, external_id: str) -> Response:
-        """The member's history, newest first: orders, rule firings (with the facts the rule
-        saw), tier changes, coupons, points and notifications. Each effect names its rule."""
+        """The member's history, newest first: orders, refunds, engagements, rule firings
+        (with the facts the rule saw), tier changes, coupons, points, growth points and
+        notifications. Each effect names the rule behind it."""
         query = TimelineQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         member = _member_or_404(external_id)
@@ -119,4 +176,47 @@ class MemberTimelineView(APIView):
                 if next_before
                 else None,
             }
+        )
+
+
+class EngagementCreateSerializer(StrictSerializer):
+    external_id = serializers.CharField(max_length=64, validators=[external_id_validator])
+    member = serializers.CharField(max_length=64, validators=[external_id_validator])
+    kind = serializers.SlugField(max_length=50)
+    occurred_at = serializers.DateTimeField(validators=[not_in_future])
+
+
+class EngagementSerializer(serializers.Serializer):
+    external_id = serializers.CharField()
+    member = serializers.CharField(source="member.external_id")
+    kind = serializers.CharField(source="kind.code")
+    occurred_at = serializers.DateTimeField()
+    recorded_at = serializers.DateTimeField()
+
+
+class EngagementCreateView(APIView):
+    @extend_schema(
+        operation_id="events_record",
+        request=EngagementCreateSerializer,
+        responses={
+            201: EngagementSerializer,
+            200: OpenApiResponse(EngagementSerializer, description="Replay of a recorded event."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """Record an engagement (check-in, review, share, …) of a known member. It earns
+        the kind's growth points (within its daily cap) and sets off the engagement rules.
+        Idempotent by `external_id`: a replay is ignored (200), other details are a 409."""
+        serializer = EngagementCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        event, created = services.engagement_record(
+            external_id=data["external_id"],
+            member=data["member"],
+            kind=data["kind"],
+            occurred_at=data["occurred_at"],
+        )
+        return Response(
+            EngagementSerializer(event).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )

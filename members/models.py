@@ -1,10 +1,15 @@
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.db.models.functions import ExtractDay, ExtractMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+
+from core.models import Evaluable
 
 # External ids appear in URLs (/api/v1/members/<external_id>/), so no slashes or spaces.
 external_id_validator = RegexValidator(
@@ -16,6 +21,7 @@ phone_validator = RegexValidator(
 
 
 MAX_RANK = 1000
+MAX_DAYS = 3660
 
 
 def discount_label(percent: Decimal) -> str:
@@ -26,6 +32,12 @@ def discount_label(percent: Decimal) -> str:
         return "免费"
     tenths = ((Decimal(100) - percent) / 10).normalize()
     return f"{tenths:f}折"
+
+
+class Validity(models.TextChoices):
+    FOREVER = "forever", _("never lapses")
+    DAYS = "days", _("a number of days from the upgrade")
+    CALENDAR_YEAR = "calendar_year", _("until the end of the calendar year")
 
 
 class Tier(models.Model):
@@ -43,6 +55,24 @@ class Tier(models.Model):
         decimal_places=2,
         default=Decimal(0),
         validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+    )
+    points_multiplier = models.DecimalField(
+        _("points multiplier"),
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal(1),
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(100))],
+        help_text=_("Members on this tier earn the base points rate times this."),
+    )
+    validity = models.CharField(
+        _("validity"), max_length=20, choices=Validity.choices, default=Validity.FOREVER
+    )
+    validity_days = models.PositiveIntegerField(
+        _("valid for (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
+        help_text=_("When the validity is a number of days from the upgrade."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -65,8 +95,31 @@ class Tier(models.Model):
     def discount_label(self) -> str:
         return discount_label(self.discount_percent)
 
+    def clean(self) -> None:
+        if self.validity == Validity.DAYS and not self.validity_days:
+            raise ValidationError({"validity_days": _("Give the number of days.")})
+        if self.validity != Validity.DAYS:
+            self.validity_days = None
+        if self.rank == 0 and self.validity != Validity.FOREVER:
+            raise ValidationError(
+                {"validity": _("The base tier (rank 0) has no lower tier to lapse to.")}
+            )
 
-class Member(models.Model):
+    def expiry_from(self, start: datetime) -> datetime | None:
+        """When a membership of this tier that starts at `start` lapses (None: never)."""
+        if self.validity == Validity.DAYS:
+            return start + timedelta(days=self.validity_days)
+        if self.validity == Validity.CALENDAR_YEAR:
+            local = timezone.localtime(start)
+            return local.replace(
+                year=local.year + 1, month=1, day=1, hour=0, minute=0, second=0, microsecond=0
+            )
+        return None
+
+
+class Member(Evaluable):
+    """`evaluated_at` (from Evaluable) marks that the member_joined rules have run."""
+
     external_id = models.CharField(
         _("external id"), max_length=64, unique=True, validators=[external_id_validator]
     )
@@ -77,7 +130,10 @@ class Member(models.Model):
         Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="members"
     )
     tier_since = models.DateTimeField(_("on this tier since"), null=True, blank=True)
+    tier_expires_at = models.DateTimeField(_("tier lapses at"), null=True, blank=True)
     joined_at = models.DateTimeField(_("joined"), default=timezone.now)
+    birthday = models.DateField(_("birthday"), null=True, blank=True)
+    tags = models.ManyToManyField("Tag", blank=True, related_name="members", verbose_name=_("tags"))
     # Running totals, updated under the member row lock with every order; verifiable
     # against the orders themselves (invariant 4).
     lifetime_spend = models.DecimalField(
@@ -90,6 +146,12 @@ class Member(models.Model):
 
     class Meta:
         ordering = ["-joined_at"]
+        indexes = [
+            *Evaluable.Meta.indexes,
+            models.Index(fields=["tier_expires_at"]),
+            models.Index(fields=["last_order_at"]),
+            models.Index(ExtractMonth("birthday"), ExtractDay("birthday"), name="member_birthday"),
+        ]
         verbose_name = _("member")
         verbose_name_plural = _("members")
         permissions = [("view_member_pii", _("Can see members' unmasked personal data"))]
@@ -131,3 +193,61 @@ class TierChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.from_tier or '-'} → {self.to_tier}"
+
+
+class Tag(models.Model):
+    code = models.SlugField(_("code"), max_length=50, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("tag")
+        verbose_name_plural = _("tags")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EngagementKind(models.Model):
+    """Something a member does besides buying: a check-in, a review, a share…"""
+
+    code = models.SlugField(_("code"), max_length=50, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    growth_points = models.PositiveIntegerField(
+        _("growth points per event"), default=0, validators=[MaxValueValidator(1_000_000)]
+    )
+    daily_cap = models.PositiveSmallIntegerField(
+        _("events per day that earn growth points"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: no limit."),
+    )
+    is_active = models.BooleanField(_("accepted"), default=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("engagement kind")
+        verbose_name_plural = _("engagement kinds")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EngagementEvent(Evaluable):
+    external_id = models.CharField(
+        _("external id"), max_length=64, unique=True, validators=[external_id_validator]
+    )
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="engagements")
+    kind = models.ForeignKey(EngagementKind, on_delete=models.PROTECT, related_name="events")
+    occurred_at = models.DateTimeField(_("occurred at"))
+    payload_hash = models.CharField(max_length=64, editable=False)
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-occurred_at", "-id"]
+        verbose_name = _("engagement event")
+        verbose_name_plural = _("engagement events")
+        indexes = [*Evaluable.Meta.indexes, models.Index(fields=["member", "kind", "-occurred_at"])]
+
+    def __str__(self) -> str:
+        return self.external_id

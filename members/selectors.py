@@ -1,4 +1,8 @@
-from .models import Member, Tier, TierChange
+from datetime import datetime, timedelta
+
+from django.db.models import Count, Q
+
+from .models import EngagementEvent, Member, Tier, TierChange
 
 
 def tier_base() -> Tier | None:
@@ -11,6 +15,23 @@ def tiers_by_code(codes: set[str] | None = None) -> dict[str, Tier]:
     if codes is not None:
         tiers = tiers.filter(code__in=codes)
     return {tier.code: tier for tier in tiers}
+
+
+def member_engagement_counts(
+    *, member_id: int, windows: set[tuple[int, str | None]], now: datetime
+) -> dict[tuple[int, str | None], int]:
+    """Engagement events in each (last N days, kind or any kind) window, in one query."""
+    if not windows:
+        return {}
+    ordered = sorted(windows, key=str)
+    aggregates = {}
+    for index, (days, kind) in enumerate(ordered):
+        recent = Q(occurred_at__gt=now - timedelta(days=days), occurred_at__lte=now)
+        if kind is not None:
+            recent &= Q(kind__code=kind)
+        aggregates[f"w{index}"] = Count("id", filter=recent)
+    row = EngagementEvent.objects.filter(member_id=member_id).aggregate(**aggregates)
+    return {window: row[f"w{index}"] for index, window in enumerate(ordered)}
 
 
 def member_get(*, external_id: str) -> Member | None:

@@ -3,33 +3,35 @@ the member row lock (`member_lock`) first, always before any other row lock."""
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import Member, Tier, TierChange
+from core.idempotency import payload_fingerprint, replayed
+from core.upsert import upsert
+
+from .models import EngagementEvent, EngagementKind, Member, Tag, Tier, TierChange
 from .selectors import tier_base
 
-MEMBER_DETAIL_FIELDS = ("name", "phone", "email")
+MEMBER_DETAIL_FIELDS = ("name", "phone", "email", "birthday")
+TIER_FIELDS = ("name", "rank", "discount_percent", "points_multiplier", "validity", "validity_days")
 
 
-def tier_upsert(*, code: str, name: str, rank: int, discount_percent: Decimal) -> tuple[Tier, bool]:
+def tier_upsert(*, code: str, **values: Any) -> tuple[Tier, bool]:
     """Create or update a tier by code. Returns (tier, changed)."""
-    values = {"name": name, "rank": rank, "discount_percent": Decimal(discount_percent)}
-    tier = Tier.objects.filter(code=code).first()
-    if tier is None:
-        tier = Tier(code=code, **values)
-        tier.full_clean()
-        tier.save()
-        return tier, True
-    if all(getattr(tier, field) == value for field, value in values.items()):
-        return tier, False
-    for field, value in values.items():
-        setattr(tier, field, value)
-    tier.full_clean(validate_unique=False)  # ranks may be swapped mid-load; the DB checks
-    tier.save()
-    return tier, True
+    # Ranks may be swapped midway through a programme load; the database checks them.
+    return upsert(Tier, lookup={"code": code}, values=values, validate_unique=False)
+
+
+def tag_upsert(*, code: str, name: str) -> tuple[Tag, bool]:
+    return upsert(Tag, lookup={"code": code}, values={"name": name})
+
+
+def engagement_kind_upsert(*, code: str, **values: Any) -> tuple[EngagementKind, bool]:
+    return upsert(EngagementKind, lookup={"code": code}, values=values)
 
 
 @transaction.atomic
@@ -57,10 +59,17 @@ def members_assign_base_tier() -> int:
     return assigned
 
 
-def member_upsert(*, external_id: str, **details: str) -> tuple[Member, bool]:
+def member_upsert(
+    *, external_id: str, joined_at: datetime | None = None, **details: Any
+) -> tuple[Member, bool]:
     """Get or create a member by external id, updating the details given (name, phone,
-    e-mail). Safe under concurrency: two requests creating one member both get it."""
-    details = {k: v for k, v in details.items() if k in MEMBER_DETAIL_FIELDS and v is not None}
+    e-mail, birthday). `joined_at` (default: now) applies only to a new member, so an ERP
+    can bring its existing members with their anniversaries. Safe under concurrency: two
+    requests creating one member both get it."""
+    unknown = set(details) - set(MEMBER_DETAIL_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown member details: {', '.join(sorted(unknown))}")
+    details = {k: v for k, v in details.items() if v is not None}
     member = Member.objects.filter(external_id=external_id).first()
     created = False
     if member is None:
@@ -69,6 +78,7 @@ def member_upsert(*, external_id: str, **details: str) -> tuple[Member, bool]:
             external_id=external_id,
             tier=base,
             tier_since=timezone.now() if base else None,
+            joined_at=joined_at or timezone.now(),
             **details,
         )
         candidate.full_clean(exclude=["tier"], validate_unique=False, validate_constraints=False)
@@ -129,6 +139,77 @@ def member_set_tier(
         changed_by=changed_by,
         created_at=now,
     )
-    member.tier, member.tier_since = tier, now
-    member.save(update_fields=["tier", "tier_since", "updated_at"])
+    member.tier, member.tier_since, member.tier_expires_at = tier, now, tier.expiry_from(now)
+    member.save(update_fields=["tier", "tier_since", "tier_expires_at", "updated_at"])
     return change
+
+
+def member_tag(*, member: Member, tag: Tag, add: bool) -> bool:
+    """Add or remove a tag; True if that changed anything."""
+    has = member.tags.filter(pk=tag.pk).exists()
+    if add and not has:
+        member.tags.add(tag)
+    elif not add and has:
+        member.tags.remove(tag)
+    return add != has
+
+
+def member_totals_refund(
+    *, member: Member, amount: Decimal, order_now_fully_refunded: bool
+) -> None:
+    """Take a refund off a locked member's running totals."""
+    member.lifetime_spend -= amount
+    if order_now_fully_refunded:
+        member.order_count -= 1
+    member.save(update_fields=["lifetime_spend", "order_count", "updated_at"])
+
+
+def engagement_record(
+    *, external_id: str, member: str | dict, kind: str, occurred_at: datetime
+) -> tuple[EngagementEvent, bool]:
+    """Record an engagement event from the ERP or app, once per external id. Returns
+    (event, created); a replay of the same payload returns the recorded event, and a
+    different payload for a recorded id raises SubjectConflict. Growth points and rules
+    follow in the evaluation, after commit."""
+    payload_hash = payload_fingerprint(
+        external_id=external_id, member=member, kind=kind, occurred_at=occurred_at
+    )
+    existing = EngagementEvent.objects.filter(external_id=external_id).first()
+    if existing is not None:
+        return replayed(existing, payload_hash), False
+    engagement_kind = EngagementKind.objects.filter(code=kind, is_active=True).first()
+    if engagement_kind is None:
+        raise ValidationError({"kind": f"Unknown engagement kind '{kind}'."})
+    try:
+        with transaction.atomic():
+            member_obj = member_for_subject(member)
+            event = EngagementEvent(
+                external_id=external_id,
+                member=member_obj,
+                kind=engagement_kind,
+                occurred_at=occurred_at,
+                payload_hash=payload_hash,
+            )
+            event.full_clean(
+                exclude=["member", "kind"], validate_unique=False, validate_constraints=False
+            )
+            event.save()
+    except IntegrityError:
+        existing = EngagementEvent.objects.filter(external_id=external_id).first()
+        if existing is None:
+            raise
+        return replayed(existing, payload_hash), False
+    return event, True
+
+
+def member_for_subject(member: str | dict) -> Member:
+    """The member an order or event names: a known member's external id, or details
+    that create or update the member."""
+    if isinstance(member, str):
+        found = Member.objects.filter(external_id=member).first()
+        if found is None:
+            raise ValidationError({"member": f"No member with external id '{member}'."})
+        return found
+    details = dict(member)
+    member_obj, _ = member_upsert(external_id=details.pop("external_id"), **details)
+    return member_obj

@@ -10,7 +10,7 @@ from rest_framework.fields import DateTimeField
 from benefits.selectors import coupon_timeline, points_timeline
 from notifications.selectors import notification_timeline
 from orders.selectors import order_timeline
-from rules.selectors import firing_timeline
+from rules.selectors.timeline import firing_timeline
 
 from .selectors import tier_change_timeline
 

@@ -11,15 +11,10 @@ from .models import Notification, NotificationTemplate
 
 @admin.register(NotificationTemplate)
 class NotificationTemplateAdmin(CodeKeyedAdmin):
+    upsert = staticmethod(services.notification_template_upsert)
     list_display = ["code", "name", "channel", "body"]
     list_filter = ["channel"]
     search_fields = ["code", "name", "body"]
-
-    def save_model(self, request, obj, form, change) -> None:
-        saved, _ = services.notification_template_upsert(
-            code=obj.code, channel=obj.channel, body=obj.body, name=obj.name
-        )
-        obj.pk = saved.pk
 
 
 @admin.register(Notification)

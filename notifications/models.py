@@ -54,17 +54,25 @@ class Notification(models.Model):
         SUPPRESSED = "suppressed", _("suppressed")
 
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="notifications")
+    # Empty for webhook events, whose body is the JSON event itself.
     template = models.ForeignKey(
-        NotificationTemplate, on_delete=models.PROTECT, related_name="notifications"
+        NotificationTemplate,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="notifications",
     )
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
     body = models.TextField(_("text"))
+    url = models.URLField(_("webhook URL"), max_length=500, blank=True)
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
     )
     # Why it failed or was suppressed, for operators; never contains the recipient.
     status_reason = models.CharField(_("status reason"), max_length=300, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # A transient failure puts the message back in the queue until this time.
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     provider = models.CharField(_("provider"), max_length=30, blank=True)
     provider_message_id = models.CharField(_("provider message id"), max_length=100, blank=True)
     firing = models.ForeignKey(

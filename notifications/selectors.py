@@ -1,6 +1,6 @@
 from datetime import timedelta
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from .models import Notification
@@ -9,10 +9,12 @@ from .models import Notification
 def notifications_stuck(
     *, status: str, older_than: timedelta, limit: int
 ) -> QuerySet[Notification]:
+    """Messages in `status` since longer than `older_than`, past any retry time."""
     cutoff = timezone.now() - older_than
-    return Notification.objects.filter(status=status, created_at__lte=cutoff).order_by(
-        "created_at"
-    )[:limit]
+    waiting = Q(next_attempt_at__isnull=True, created_at__lte=cutoff) | Q(
+        next_attempt_at__lte=cutoff
+    )
+    return Notification.objects.filter(waiting, status=status).order_by("created_at")[:limit]
 
 
 def notification_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:

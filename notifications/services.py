@@ -1,14 +1,25 @@
-"""Every write to templates and the outbox, and delivery through the providers."""
+"""Every write to templates and the outbox, and delivery through the providers.
 
+A message is saved to the outbox in the transaction of the effect that caused it and
+published for delivery after commit. Delivery claims it (queued -> sending) with a
+conditional update, so of two tasks for one message only one calls the provider. A
+transient failure puts it back in the queue with exponential backoff and jitter, up to
+TIERFLOW_DELIVERY_MAX_ATTEMPTS; a permanent one fails it at once.
+"""
+
+import json
 import logging
+import random
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from core.queue import enqueue
+from core.upsert import upsert
 from members.models import Member
 
 from . import selectors
@@ -17,21 +28,14 @@ from .providers import OutgoingMessage, ProviderError, provider_for
 from .rendering import render
 
 logger = logging.getLogger(__name__)
+Status = Notification.Status
 
 
 def notification_template_upsert(
     *, code: str, channel: str, body: str, name: str = ""
 ) -> tuple[NotificationTemplate, bool]:
     values = {"channel": channel, "body": body, "name": name}
-    template = NotificationTemplate.objects.filter(code=code).first()
-    if template is not None and all(getattr(template, k) == v for k, v in values.items()):
-        return template, False
-    template = template or NotificationTemplate(code=code)
-    for field, value in values.items():
-        setattr(template, field, value)
-    template.full_clean()
-    template.save()
-    return template, True
+    return upsert(NotificationTemplate, lookup={"code": code}, values=values)
 
 
 def message_context(*, member: Member, coupon=None, points: int | None = None, order=None) -> dict:
@@ -60,46 +64,81 @@ def message_context(*, member: Member, coupon=None, points: int | None = None, o
 
 
 def notification_queue(
-    *, member: Member, template: NotificationTemplate, context: dict, firing=None
+    *,
+    member: Member,
+    template: NotificationTemplate,
+    context: dict,
+    firing=None,
+    channel: str = "",
+    suppressed: str = "",
 ) -> Notification:
-    """Render and store a message in the outbox; delivery is enqueued once the caller's
-    transaction commits, so a rolled-back effect never sends anything."""
+    """Render a message into the outbox; delivery is published once the caller's
+    transaction commits, so a rolled-back effect never sends anything. With `suppressed`
+    (the reason), the message is kept, for the record, but never sent."""
     notification = Notification.objects.create(
         member=member,
         template=template,
-        channel=template.channel,
+        channel=channel or template.channel,
         body=render(template.body, context),
         firing=firing,
+        status=Status.SUPPRESSED if suppressed else Status.QUEUED,
+        status_reason=suppressed,
     )
-    transaction.on_commit(lambda: deliver_enqueue(notification_id=notification.pk), robust=True)
+    if not suppressed:
+        _deliver_after_commit(notification.pk)
     return notification
 
 
-def deliver_enqueue(*, notification_id: int) -> bool:
+def webhook_queue(*, member: Member, url: str, event: dict, firing=None) -> Notification:
+    """A signed JSON event for the ERP (or any endpoint), delivered like any message."""
+    notification = Notification.objects.create(
+        member=member,
+        channel=Channel.WEBHOOK,
+        url=url,
+        body=json.dumps(event, ensure_ascii=False, sort_keys=True),
+        firing=firing,
+    )
+    _deliver_after_commit(notification.pk)
+    return notification
+
+
+def _deliver_after_commit(notification_id: int, countdown: float | None = None) -> None:
+    transaction.on_commit(
+        lambda: deliver_enqueue(notification_id=notification_id, countdown=countdown),
+        robust=True,
+    )
+
+
+def deliver_enqueue(*, notification_id: int, countdown: float | None = None) -> bool:
     from .tasks import deliver  # tasks import services
 
-    return enqueue(deliver, notification_id)
+    return enqueue(deliver, notification_id, countdown=countdown)
 
 
-def notification_deliver(*, notification_id: int) -> str:
+@dataclass(frozen=True)
+class Delivery:
+    status: str
+    retry_in: float | None = None  # seconds, when a transient failure will be retried
+
+
+def notification_deliver(*, notification_id: int) -> Delivery:
     """Send one queued message. Safe to run twice: only the caller whose conditional
     update moves it from queued to sending goes on to call the provider."""
-    claimed = Notification.objects.filter(
-        pk=notification_id, status=Notification.Status.QUEUED
-    ).update(status=Notification.Status.SENDING, attempts=F("attempts") + 1)
+    now = timezone.now()
+    claimed = (
+        Notification.objects.filter(pk=notification_id, status=Status.QUEUED)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .update(status=Status.SENDING, attempts=F("attempts") + 1, next_attempt_at=None)
+    )
     if not claimed:
-        return (
-            Notification.objects.filter(pk=notification_id).values_list("status", flat=True).first()
-            or "missing"
-        )
+        current = Notification.objects.filter(pk=notification_id).values_list("status", flat=True)
+        return Delivery(current.first() or "missing")
     notification = Notification.objects.select_related("member").get(pk=notification_id)
     recipient = _recipient(notification)
     if not recipient:
-        return _finish(
-            notification,
-            Notification.Status.SUPPRESSED,
-            reason=f"The member has no {notification.get_channel_display()} address.",
-        )
+        what = "webhook URL" if notification.channel == Channel.WEBHOOK else "address"
+        reason = f"The member has no {notification.get_channel_display()} {what}."
+        return _finish(notification, Status.SUPPRESSED, reason=reason)
     message = OutgoingMessage(notification.pk, notification.channel, recipient, notification.body)
     provider_name = ""
     try:
@@ -107,23 +146,40 @@ def notification_deliver(*, notification_id: int) -> str:
         provider_name = provider.name
         provider_message_id = provider.send(message)
     except ProviderError as exc:
-        logger.warning("notification #%s failed: %s", notification.pk, exc)
-        return _finish(
-            notification, Notification.Status.FAILED, reason=str(exc), provider=provider_name
+        logger.warning(
+            "notification #%s attempt %s failed: %s", notification.pk, notification.attempts, exc
         )
+        if exc.permanent or notification.attempts >= settings.TIERFLOW_DELIVERY_MAX_ATTEMPTS:
+            return _finish(notification, Status.FAILED, reason=str(exc), provider=provider_name)
+        return _retry_later(notification, reason=str(exc), provider=provider_name)
     except Exception as exc:
         # Never leave a claimed message in "sending": fail it where operators can retry it.
         logger.exception("notification #%s: unexpected error while sending", notification.pk)
         reason = f"Unexpected error: {type(exc).__name__}"
-        return _finish(
-            notification, Notification.Status.FAILED, reason=reason, provider=provider_name
-        )
+        return _finish(notification, Status.FAILED, reason=reason, provider=provider_name)
     return _finish(
-        notification,
-        Notification.Status.SENT,
-        provider=provider.name,
-        provider_message_id=provider_message_id,
+        notification, Status.SENT, provider=provider_name, provider_message_id=provider_message_id
     )
+
+
+def backoff_seconds(attempt: int) -> float:
+    """Exponential backoff with jitter: about base x 2^(attempt-1), capped, and spread
+    between half and all of that so retries after an outage do not arrive together."""
+    base = settings.TIERFLOW_DELIVERY_BACKOFF_SECONDS
+    ceiling = min(base * 2 ** (attempt - 1), settings.TIERFLOW_DELIVERY_BACKOFF_MAX_SECONDS)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def _retry_later(notification: Notification, *, reason: str, provider: str) -> Delivery:
+    delay = backoff_seconds(notification.attempts)
+    Notification.objects.filter(pk=notification.pk, status=Status.SENDING).update(
+        status=Status.QUEUED,
+        status_reason=f"attempt {notification.attempts} failed: {reason}"[:300],
+        provider=provider,
+        next_attempt_at=timezone.now() + timedelta(seconds=delay),
+    )
+    deliver_enqueue(notification_id=notification.pk, countdown=delay)
+    return Delivery(Status.QUEUED, retry_in=delay)
 
 
 def _recipient(notification: Notification) -> str:
@@ -132,7 +188,9 @@ def _recipient(notification: Notification) -> str:
         return member.phone
     if notification.channel == Channel.EMAIL:
         return member.email
-    return member.external_id  # push and webhook address the member by id
+    if notification.channel == Channel.WEBHOOK:
+        return notification.url or settings.TIERFLOW_WEBHOOK_URL
+    return member.external_id  # push addresses the member by id
 
 
 def _finish(
@@ -142,31 +200,30 @@ def _finish(
     reason: str = "",
     provider: str = "",
     provider_message_id: str = "",
-) -> str:
-    Notification.objects.filter(pk=notification.pk, status=Notification.Status.SENDING).update(
+) -> Delivery:
+    Notification.objects.filter(pk=notification.pk, status=Status.SENDING).update(
         status=status,
         status_reason=reason[:300],
         provider=provider,
         provider_message_id=provider_message_id,
-        sent_at=timezone.now() if status == Notification.Status.SENT else None,
+        sent_at=timezone.now() if status == Status.SENT else None,
     )
-    return status
+    return Delivery(status)
 
 
 def notifications_requeue_stuck() -> int:
-    """Publish again messages still queued after the grace period, and put back in the
-    queue those left "sending" far longer than any task may run (their worker died). A
-    provider that accepted a message just before its worker died may then send it twice;
-    that is the price of never losing one."""
+    """Publish again messages still queued after the grace period (and after their retry
+    time), and put back in the queue those left "sending" far longer than any task may run
+    (their worker died). A provider that accepted a message just before its worker died
+    may then send it twice; that is the price of never losing one."""
     grace = timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS)
     abandoned = timedelta(seconds=2 * settings.CELERY_TASK_TIME_LIMIT)
-    status = Notification.Status
     batch = settings.TIERFLOW_SWEEP_BATCH
-    stale = selectors.notifications_stuck(status=status.SENDING, older_than=abandoned, limit=batch)
+    stale = selectors.notifications_stuck(status=Status.SENDING, older_than=abandoned, limit=batch)
     Notification.objects.filter(
-        pk__in=list(stale.values_list("pk", flat=True)), status=status.SENDING
-    ).update(status=status.QUEUED)
-    queued = selectors.notifications_stuck(status=status.QUEUED, older_than=grace, limit=batch)
+        pk__in=list(stale.values_list("pk", flat=True)), status=Status.SENDING
+    ).update(status=Status.QUEUED)
+    queued = selectors.notifications_stuck(status=Status.QUEUED, older_than=grace, limit=batch)
     ids = list(queued.values_list("pk", flat=True))
     for notification_id in ids:
         deliver_enqueue(notification_id=notification_id)
@@ -178,15 +235,13 @@ def notifications_retry(*, ids: list[int]) -> int:
     the provider's credentials). Messages in any other state are left alone."""
     with transaction.atomic():
         retried = list(
-            Notification.objects.filter(pk__in=ids, status=Notification.Status.FAILED)
+            Notification.objects.filter(pk__in=ids, status=Status.FAILED)
             .select_for_update()
             .values_list("pk", flat=True)
         )
         Notification.objects.filter(pk__in=retried).update(
-            status=Notification.Status.QUEUED, status_reason=""
+            status=Status.QUEUED, status_reason="", next_attempt_at=None
         )
         for notification_id in retried:
-            transaction.on_commit(
-                lambda pk=notification_id: deliver_enqueue(notification_id=pk), robust=True
-            )
+            _deliver_after_commit(notification_id)
     return len(retried)

@@ -5,7 +5,7 @@ from . import services
 
 @shared_task
 def deliver(notification_id: int) -> str:
-    return services.notification_deliver(notification_id=notification_id)
+    return services.notification_deliver(notification_id=notification_id).status
 
 
 @shared_task

@@ -4,10 +4,13 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from rules.services import order_evaluation_enqueue
+from core.admin import ReadOnlyAdmin
+from core.idempotency import SubjectConflict
+from rules.models import Trigger
+from rules.services.evaluation import evaluation_enqueue
 
 from . import services
-from .models import Order
+from .models import Order, Refund
 
 
 class EvaluationFilter(admin.SimpleListFilter):
@@ -39,7 +42,15 @@ class OrderAddForm(forms.ModelForm):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ["external_id", "member", "amount", "currency", "placed_at", "evaluated"]
+    list_display = [
+        "external_id",
+        "member",
+        "amount",
+        "refunded_amount",
+        "currency",
+        "placed_at",
+        "evaluated",
+    ]
     list_filter = [EvaluationFilter, "placed_at"]
     list_select_related = ["member"]
     search_fields = ["=external_id", "=member__external_id"]
@@ -50,6 +61,7 @@ class OrderAdmin(admin.ModelAdmin):
         "external_id",
         "member",
         "amount",
+        "refunded_amount",
         "currency",
         "placed_at",
         "recorded_at",
@@ -78,8 +90,8 @@ class OrderAdmin(admin.ModelAdmin):
                 currency=settings.TIERFLOW_CURRENCY,
                 placed_at=data["placed_at"],
             )
-        except services.OrderConflict as exc:  # recorded by the ERP a moment ago
-            order = exc.order
+        except SubjectConflict as exc:  # recorded by the ERP a moment ago
+            order = exc.subject
             self.message_user(request, str(exc), messages.WARNING)
         obj.pk = order.pk
 
@@ -93,7 +105,7 @@ class OrderAdmin(admin.ModelAdmin):
     def evaluate_now(self, request, queryset) -> None:
         pending = queryset.filter(evaluated_at__isnull=True)
         sent = sum(
-            order_evaluation_enqueue(order_id=pk, member_id=member_id)
+            evaluation_enqueue(member_id=member_id, trigger=Trigger.ORDER_PAID, subject_id=pk)
             for pk, member_id in pending.values_list("pk", "member_id")
         )
         self.message_user(
@@ -102,3 +114,16 @@ class OrderAdmin(admin.ModelAdmin):
             % sent,
             messages.SUCCESS,
         )
+
+
+@admin.register(Refund)
+class RefundAdmin(ReadOnlyAdmin):
+    list_display = ["external_id", "order", "amount", "refunded_at", "evaluated"]
+    list_filter = ["refunded_at"]
+    list_select_related = ["order"]
+    search_fields = ["=external_id", "=order__external_id"]
+    date_hierarchy = "refunded_at"
+
+    @admin.display(description=_("evaluated"), boolean=True)
+    def evaluated(self, refund: Refund) -> bool:
+        return refund.is_evaluated

@@ -2,6 +2,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
@@ -9,12 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import Conflict, StrictSerializer
+from core.api import StrictSerializer
 from members.api import MemberDetailsSerializer
 from members.models import external_id_validator
 
 from . import services
-from .models import Order, validate_order_amount_ceiling, validate_placed_at
+from .models import Order, Refund, validate_order_amount_ceiling, validate_placed_at
 
 
 @extend_schema_field(
@@ -88,11 +89,53 @@ class OrderCreateView(APIView):
         returns the recorded order (200); a different payload returns 409."""
         serializer = OrderCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            order, created = services.order_record(**serializer.validated_data)
-        except services.OrderConflict as exc:
-            raise Conflict(str(exc)) from exc
+        order, created = services.order_record(**serializer.validated_data)
         return Response(
             OrderSerializer(order).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class RefundCreateSerializer(StrictSerializer):
+    external_id = serializers.CharField(max_length=64, validators=[external_id_validator])
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"))
+    refunded_at = serializers.DateTimeField(
+        required=False, help_text="When the refund was made; default: when it is recorded."
+    )
+
+
+class RefundSerializer(serializers.ModelSerializer):
+    order = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+
+    class Meta:
+        model = Refund
+        fields = ["external_id", "order", "amount", "refunded_at", "recorded_at"]
+
+
+class RefundCreateView(APIView):
+    @extend_schema(
+        operation_id="refunds_record",
+        request=RefundCreateSerializer,
+        responses={
+            201: RefundSerializer,
+            200: OpenApiResponse(RefundSerializer, description="Replay of a recorded refund."),
+            404: OpenApiResponse(OpenApiTypes.OBJECT, description="No such order."),
+            409: OpenApiResponse(OpenApiTypes.OBJECT, description="Same id, other payload."),
+        },
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        """Refund part or all of an order, never more than what remains of it. The
+        member's spend drops at once; the points and growth points the order earned, and
+        those rules awarded for it, are taken back in proportion. Idempotent by the
+        refund's `external_id`: a replay returns 200, other details a 409."""
+        if not Order.objects.filter(external_id=external_id).exists():
+            raise Http404(f"No order with external id '{external_id}'.")
+        serializer = RefundCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        refund, created = services.refund_record(
+            order_external_id=external_id, **serializer.validated_data
+        )
+        return Response(
+            RefundSerializer(refund).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )

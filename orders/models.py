@@ -8,6 +8,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.models import Evaluable
 from members.models import Member, external_id_validator
 
 
@@ -34,7 +35,11 @@ def validate_placed_at(value: datetime) -> None:
         raise ValidationError(_("An order cannot be placed before 2000."), code="too_old")
 
 
-class Order(models.Model):
+# The orders that count as a purchase: all but those refunded in full.
+COUNTED = models.Q(amount=0) | models.Q(refunded_amount__lt=models.F("amount"))
+
+
+class Order(Evaluable):
     external_id = models.CharField(
         _("external id"), max_length=64, unique=True, validators=[external_id_validator]
     )
@@ -46,36 +51,63 @@ class Order(models.Model):
         validators=[MinValueValidator(Decimal(0)), validate_order_amount_ceiling],
     )
     currency = models.CharField(_("currency"), max_length=3)
+    # The sum of this order's refunds; what the member spent is amount - refunded_amount.
+    refunded_amount = models.DecimalField(
+        _("refunded"), max_digits=12, decimal_places=2, default=Decimal(0), editable=False
+    )
     placed_at = models.DateTimeField(_("placed at"), validators=[validate_placed_at])
     # SHA-256 of the canonical request: tells a harmless replay from a conflicting one.
     payload_hash = models.CharField(max_length=64, editable=False)
     recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now, editable=False)
-    # Null until the rules have run for this order. The database, not the broker, is the
-    # record of work still to do: the sweeper re-enqueues orders left pending.
-    evaluated_at = models.DateTimeField(_("evaluated at"), null=True, blank=True, editable=False)
-    # When its evaluation was last published; the sweeper re-publishes the longest-waiting
-    # first, so orders that keep failing cannot hold up the others.
-    enqueued_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["-placed_at", "-id"]
         verbose_name = _("order")
         verbose_name_plural = _("orders")
         constraints = [
-            models.CheckConstraint(condition=models.Q(amount__gte=0), name="order_amount_gte_0")
-        ]
-        indexes = [
-            models.Index(fields=["member", "-placed_at"]),
-            models.Index(
-                fields=["enqueued_at"],
-                condition=models.Q(evaluated_at__isnull=True),
-                name="order_pending_evaluation",
+            models.CheckConstraint(condition=models.Q(amount__gte=0), name="order_amount_gte_0"),
+            models.CheckConstraint(
+                condition=models.Q(refunded_amount__gte=0, refunded_amount__lte=models.F("amount")),
+                name="order_refunds_within_amount",
             ),
         ]
+        indexes = [*Evaluable.Meta.indexes, models.Index(fields=["member", "-placed_at"])]
 
     def __str__(self) -> str:
         return self.external_id
 
     @property
-    def is_evaluated(self) -> bool:
-        return self.evaluated_at is not None
+    def net_amount(self) -> Decimal:
+        return self.amount - self.refunded_amount
+
+    @property
+    def is_fully_refunded(self) -> bool:
+        return self.amount > 0 and self.refunded_amount >= self.amount
+
+
+class Refund(Evaluable):
+    external_id = models.CharField(
+        _("external id"), max_length=64, unique=True, validators=[external_id_validator]
+    )
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    amount = models.DecimalField(
+        _("amount"),
+        max_digits=12,
+        decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
+    )
+    refunded_at = models.DateTimeField(_("refunded at"), default=timezone.now)
+    payload_hash = models.CharField(max_length=64, editable=False)
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        verbose_name = _("refund")
+        verbose_name_plural = _("refunds")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_gt_0")
+        ]
+        indexes = Evaluable.Meta.indexes
+
+    def __str__(self) -> str:
+        return self.external_id

@@ -1,39 +1,25 @@
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum
-from django.utils import timezone
+from django.db.models import Count, F, Q, Sum
 
 from core.money import money
 
-from .models import Order
-
-
-def orders_pending_evaluation(*, older_than: timedelta, limit: int) -> QuerySet[Order]:
-    """Unevaluated orders whose evaluation was last published before `older_than` ago,
-    longest-waiting first."""
-    cutoff = timezone.now() - older_than
-    return Order.objects.filter(evaluated_at__isnull=True, enqueued_at__lte=cutoff).order_by(
-        "enqueued_at"
-    )[:limit]
-
-
-def orders_pending_count(*, older_than: timedelta) -> int:
-    cutoff = timezone.now() - older_than
-    return Order.objects.filter(evaluated_at__isnull=True, enqueued_at__lte=cutoff).count()
+from .models import COUNTED, Order
 
 
 def member_order_windows(
     *, member_id: int, windows: set[int], now: datetime
 ) -> dict[int, tuple[Decimal, int]]:
-    """Spend and order count in each of the last-N-days windows, in one query."""
+    """Spend (net of refunds) and the number of orders that count (all but those refunded
+    in full) in each of the last-N-days windows, in one query."""
     if not windows:
         return {}
     aggregates = {}
     for days in windows:
         recent = Q(placed_at__gt=now - timedelta(days=days), placed_at__lte=now)
-        aggregates[f"spend_{days}"] = Sum("amount", filter=recent)
-        aggregates[f"count_{days}"] = Count("id", filter=recent)
+        aggregates[f"spend_{days}"] = Sum(F("amount") - F("refunded_amount"), filter=recent)
+        aggregates[f"count_{days}"] = Count("id", filter=recent & COUNTED)
     row = Order.objects.filter(member_id=member_id).aggregate(**aggregates)
     return {days: (money(row[f"spend_{days}"] or 0), row[f"count_{days}"]) for days in windows}
 

@@ -1,26 +1,16 @@
-"""Every write to orders."""
+"""Every write to orders and refunds."""
 
-import hashlib
-import json
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.idempotency import payload_fingerprint, replayed
 from members import services as member_services
-from members.models import Member
 
-from .models import Order
-
-
-class OrderConflict(Exception):
-    """The external id is already recorded with a different payload."""
-
-    def __init__(self, order: Order) -> None:
-        super().__init__(f"Order {order.external_id} was already recorded with other details.")
-        self.order = order
+from .models import Order, Refund
 
 
 def order_record(
@@ -34,20 +24,26 @@ def order_record(
     """Record an order from the ERP, exactly once per external id.
 
     `member` is a known member's external id, or a dict with `external_id` and optional
-    `name`, `phone`, `email` that creates or updates the member. Returns (order, created);
-    a replay of the same payload returns the original order with created=False, and a
-    different payload for a recorded external id raises OrderConflict.
+    details (name, phone, e-mail, birthday) that creates or updates the member. Returns
+    (order, created); a replay of the same payload returns the recorded order with
+    created=False, and a different payload for a recorded id raises SubjectConflict.
 
     In one transaction: upsert the member, lock its row, insert the order (unevaluated) and
     update the running totals. Evaluation is enqueued by the post-save signal on commit.
     """
-    payload_hash = _payload_hash(external_id, member, amount, currency, placed_at)
+    payload_hash = payload_fingerprint(
+        external_id=external_id,
+        member=member,
+        amount=amount,
+        currency=currency,
+        placed_at=placed_at,
+    )
     existing = Order.objects.filter(external_id=external_id).first()
     if existing is not None:
-        return _replayed(existing, payload_hash), False
+        return replayed(existing, payload_hash), False
     try:
         with transaction.atomic():
-            member_obj = _member_for_order(member)
+            member_obj = member_services.member_for_subject(member)
             member_obj = member_services.member_lock(member_id=member_obj.pk)
             order = Order(
                 external_id=external_id,
@@ -68,50 +64,61 @@ def order_record(
         existing = Order.objects.filter(external_id=external_id).first()
         if existing is None:
             raise
-        return _replayed(existing, payload_hash), False
+        return replayed(existing, payload_hash), False
     return order, True
 
 
-def orders_mark_enqueued(*, order_ids: list[int]) -> None:
-    Order.objects.filter(pk__in=order_ids).update(enqueued_at=timezone.now())
-
-
-def order_mark_evaluated(*, order_id: int) -> bool:
-    """Conditional update: True for the caller that marked it, False if already marked."""
-    updated = Order.objects.filter(pk=order_id, evaluated_at__isnull=True).update(
-        evaluated_at=timezone.now()
+def refund_record(
+    *,
+    order_external_id: str,
+    external_id: str,
+    amount: Decimal,
+    refunded_at: datetime | None = None,
+) -> tuple[Refund, bool]:
+    """Record a refund of part or all of an order, exactly once per refund external id,
+    never for more than what remains of the order. Lowers the member's running totals at
+    once; the evaluation after commit reverses what the order earned, in proportion."""
+    # The payload as sent: a replay that leaves out refunded_at is still the same refund.
+    payload_hash = payload_fingerprint(
+        order=order_external_id, external_id=external_id, amount=amount, refunded_at=refunded_at
     )
-    return updated == 1
-
-
-def _member_for_order(member: str | dict) -> Member:
-    if isinstance(member, str):
-        found = Member.objects.filter(external_id=member).first()
-        if found is None:
-            raise ValidationError({"member": f"No member with external id '{member}'."})
-        return found
-    details = dict(member)
-    member_obj, _ = member_services.member_upsert(external_id=details.pop("external_id"), **details)
-    return member_obj
-
-
-def _replayed(order: Order, payload_hash: str) -> Order:
-    if order.payload_hash != payload_hash:
-        raise OrderConflict(order)
-    return order
-
-
-def _payload_hash(
-    external_id: str, member: str | dict, amount: Decimal, currency: str, placed_at: datetime
-) -> str:
-    """Hash of the request as validated, so "100.0" and "100.00", or one instant written in
-    two time zones, count as the same payload."""
-    canonical = {
-        "external_id": external_id,
-        "member": member if isinstance(member, str) else dict(sorted(member.items())),
-        "amount": str(Decimal(amount).quantize(Decimal("0.01"))),
-        "currency": currency,
-        "placed_at": placed_at.astimezone(UTC).isoformat(),
-    }
-    encoded = json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()
-    return hashlib.sha256(encoded).hexdigest()
+    refunded_at = refunded_at or timezone.now()
+    existing = Refund.objects.filter(external_id=external_id).first()
+    if existing is not None:
+        return replayed(existing, payload_hash), False
+    order = Order.objects.filter(external_id=order_external_id).first()
+    if order is None:
+        raise Order.DoesNotExist(f"No order with external id '{order_external_id}'.")
+    try:
+        with transaction.atomic():
+            # Member first, then the order: the lock order every writer follows.
+            member = member_services.member_lock(member_id=order.member_id)
+            order = Order.objects.select_for_update().get(pk=order.pk)
+            remaining = order.amount - order.refunded_amount
+            if amount > remaining:
+                raise ValidationError(
+                    {"amount": f"Only {remaining} of order {order.external_id} is left to refund."}
+                )
+            refund = Refund(
+                external_id=external_id,
+                order=order,
+                amount=amount,
+                refunded_at=refunded_at,
+                payload_hash=payload_hash,
+            )
+            refund.full_clean(exclude=["order"], validate_unique=False, validate_constraints=False)
+            refund.save()
+            was_counted = not order.is_fully_refunded
+            order.refunded_amount += amount
+            order.save(update_fields=["refunded_amount"])
+            member_services.member_totals_refund(
+                member=member,
+                amount=amount,
+                order_now_fully_refunded=was_counted and order.is_fully_refunded,
+            )
+    except IntegrityError:
+        existing = Refund.objects.filter(external_id=external_id).first()
+        if existing is None:
+            raise
+        return replayed(existing, payload_hash), False
+    return refund, True

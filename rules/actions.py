@@ -1,11 +1,21 @@
 """What a firing does: each action kind is a small function that calls the owning app's
-service. Actions of one firing share a context, so a message can mention the coupon
-that the same rule just issued."""
+service. Actions of one firing share a context, so a message can mention the coupon the
+same rule just issued.
+
+Every action that changes a balance has a reversal when the order that caused it is
+refunded: points and growth points are taken back in proportion to the share refunded,
+and unused coupons are voided once the order is refunded in full (benefits/services/
+reversals.py). A tier is not a balance: a refund moves it only through the rules."""
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-from benefits import services as benefit_services
+from django.utils import timezone
+
+from benefits.services import coupons as coupon_services
+from benefits.services import growth as growth_services
+from benefits.services import points as points_services
 from members import services as member_services
 from members.models import Member
 from notifications import services as notification_services
@@ -14,54 +24,112 @@ from orders.models import Order
 from .models import ActionKind, RuleAction, RuleFiring
 
 
-def actions_apply(*, firing: RuleFiring, member: Member, order: Order | None) -> dict[str, Any]:
-    """Apply the firing rule's actions in order; returns what they produced."""
-    produced: dict[str, Any] = {"order": order}
+@dataclass
+class Effects:
+    """What a firing's actions produced so far."""
+
+    order: Order | None
+    send_notifications: bool
+    coupon: Any = None
+    points: int = 0
+    done: list[str] = field(default_factory=list)
+
+
+def actions_apply(
+    *, firing: RuleFiring, member: Member, order: Order | None, send_notifications: bool = True
+) -> Effects:
+    """Apply the firing rule's actions in order."""
+    effects = Effects(order=order, send_notifications=send_notifications)
     for action in firing.rule.actions.all():
-        APPLY[action.kind](action, firing, member, produced)
-    return produced
+        APPLY[action.kind](action, firing, member, effects)
+    return effects
 
 
-def _set_tier(action: RuleAction, firing: RuleFiring, member: Member, produced: dict) -> None:
-    produced["tier_change"] = member_services.member_set_tier(
+def _reason(firing: RuleFiring) -> str:
+    return f"rule {firing.rule.code}"
+
+
+def _set_tier(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
+    member_services.member_set_tier(
         member=member,
         tier=action.tier,
-        reason=f"rule {firing.rule.code}",
+        reason=_reason(firing),
         allow_downgrade=action.allow_downgrade,
         firing=firing,
     )
 
 
-def _issue_coupon(action: RuleAction, firing: RuleFiring, member: Member, produced: dict) -> None:
-    produced["coupon"] = benefit_services.coupon_issue(
+def _issue_coupon(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
+    effects.coupon = coupon_services.coupon_issue(
         member=member, template=action.coupon_template, firing=firing
     )
 
 
-def _award_points(action: RuleAction, firing: RuleFiring, member: Member, produced: dict) -> None:
-    benefit_services.points_award(
-        member=member, points=action.points, reason=f"rule {firing.rule.code}", firing=firing
+def _award_points(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
+    points_services.points_award(
+        member=member, points=action.points, reason=_reason(firing), firing=firing
     )
-    produced["points"] = produced.get("points", 0) + action.points
+    effects.points += action.points
 
 
-def _notify(action: RuleAction, firing: RuleFiring, member: Member, produced: dict) -> None:
+def _award_growth(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
+    growth_services.growth_award(
+        member=member, points=action.points, reason=_reason(firing), firing=firing
+    )
+
+
+def _notify(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
     notification_services.notification_queue(
         member=member,
         template=action.notification_template,
+        channel=action.channel or action.notification_template.channel,
         context=notification_services.message_context(
-            member=member,
-            coupon=produced.get("coupon"),
-            points=produced.get("points"),
-            order=produced.get("order"),
+            member=member, coupon=effects.coupon, points=effects.points or None, order=effects.order
         ),
+        firing=firing,
+        suppressed="messages were switched off for this job"
+        if not effects.send_notifications
+        else "",
+    )
+
+
+def _tag(add: bool):
+    def apply(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
+        member_services.member_tag(member=member, tag=action.tag, add=add)
+
+    return apply
+
+
+def _webhook(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
+    notification_services.webhook_queue(
+        member=member,
+        url=action.webhook_url,
+        event={
+            "type": "rule.fired",
+            "rule": {
+                "code": firing.rule.code,
+                "name": firing.rule.name,
+                "version": firing.rule_version,
+            },
+            "member": member.external_id,
+            "tier": member.tier.code if member.tier else None,
+            "trigger": firing.trigger,
+            "order": effects.order.external_id if effects.order else None,
+            "coupon": effects.coupon.code if effects.coupon else None,
+            "points": effects.points,
+            "fired_at": timezone.localtime(firing.fired_at).isoformat(),
+        },
         firing=firing,
     )
 
 
-APPLY: dict[str, Callable[[RuleAction, RuleFiring, Member, dict], None]] = {
+APPLY: dict[str, Callable[[RuleAction, RuleFiring, Member, Effects], None]] = {
     ActionKind.SET_TIER: _set_tier,
     ActionKind.ISSUE_COUPON: _issue_coupon,
     ActionKind.AWARD_POINTS: _award_points,
+    ActionKind.AWARD_GROWTH_POINTS: _award_growth,
     ActionKind.NOTIFY: _notify,
+    ActionKind.ADD_TAG: _tag(add=True),
+    ActionKind.REMOVE_TAG: _tag(add=False),
+    ActionKind.WEBHOOK: _webhook,
 }

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from .facts import COUNT, FACTS, MONEY, TIER
+from .facts import COUNT, FACTS, KIND, MONEY, TAGS, TIER
 
 OPERATOR_CHOICES = [
     ("gte", "≥"),
@@ -82,52 +82,92 @@ def _parse_scalar(kind: str, text: str) -> Any:
     return text
 
 
+# Which values each kind of code-valued fact takes, and how operators should read them.
+CODE_KINDS = {
+    TIER: (
+        "tier",
+        "Tiers are compared with =, ≠, 'is one of' or 'is none of'; for ≥ use the tier rank.",
+    ),
+    TAGS: ("tag", "Tags are tested with 'is one of' (has any of them) or 'is none of'."),
+    KIND: (
+        "engagement kind",
+        "Engagement kinds are compared with =, ≠, 'is one of' or 'is none of'.",
+    ),
+}
+ALLOWED_OPERATORS = {
+    TIER: {"eq", "ne", "in", "not_in"},
+    TAGS: LIST_OPERATORS,
+    KIND: {"eq", "ne", "in", "not_in"},
+}
+
+
 def validate(
-    fact: str, op: str, value: str, days: int | None, *, tier_codes: set[str] | None = None
+    fact: str,
+    op: str,
+    value: str,
+    days: int | None,
+    *,
+    has_event_kind: bool = False,
+    known_codes: dict[str, set[str]] | None = None,
 ) -> dict[str, str]:
-    """Field name -> message for everything wrong with one condition. Tier codes are checked
-    against `tier_codes` when given (a programme file's own), else the database."""
+    """Field name -> message for everything wrong with one condition. Codes (tiers, tags,
+    engagement kinds) are checked against `known_codes` when given (a programme file's
+    own), else against the database."""
     definition = FACTS.get(fact)
     if definition is None:
         return {"fact": f"Unknown fact '{fact}'."}
     errors = {}
     if op not in OPERATORS:
         errors["op"] = f"Unknown operator '{op}'."
-    elif op in ORDERED_OPERATORS and definition.kind == TIER:
-        errors["op"] = (
-            "Tiers are compared with =, ≠, 'is one of' or 'is none of'; for ≥ use the tier rank."
-        )
+    elif definition.kind in ALLOWED_OPERATORS and op not in ALLOWED_OPERATORS[definition.kind]:
+        errors["op"] = CODE_KINDS[definition.kind][1]
     if definition.windowed and not days:
         errors["days"] = f"'{definition.label}' needs the number of days to look back."
     elif not definition.windowed and days:
         errors["days"] = f"'{definition.label}' does not look back over days; leave it empty."
+    if has_event_kind and not definition.takes_event_kind:
+        errors["event_kind"] = f"'{definition.label}' is not counted by engagement kind."
     if "op" not in errors:
         try:
             parsed = parse_value(definition.kind, op, value)
         except ValueError as exc:
             errors["value"] = str(exc)
         else:
-            if definition.kind == TIER:
+            if definition.kind in CODE_KINDS:
                 codes = set(parsed) if isinstance(parsed, tuple) else {parsed}
-                if tier_codes is None:
-                    from members.selectors import tiers_by_code
-
-                    tier_codes = set(tiers_by_code(codes))
-                if missing := sorted(codes - tier_codes):
-                    errors["value"] = f"Unknown tier code: {', '.join(missing)}."
+                known = (known_codes or {}).get(definition.kind)
+                if known is None:
+                    known = _codes_in_database(definition.kind, codes)
+                if missing := sorted(codes - known):
+                    what = CODE_KINDS[definition.kind][0]
+                    errors["value"] = f"Unknown {what} code: {', '.join(missing)}."
     return errors
 
 
+def _codes_in_database(kind: str, codes: set[str]) -> set[str]:
+    from members.models import EngagementKind, Tag, Tier
+
+    model = {TIER: Tier, TAGS: Tag, KIND: EngagementKind}[kind]
+    return set(model.objects.filter(code__in=codes).values_list("code", flat=True))
+
+
 def evaluate(actual: Any, op: str, parsed: Any) -> bool:
-    """A fact with no value (no triggering order, say) satisfies no condition."""
+    """A fact with no value (no triggering order, say) satisfies no condition. A set of
+    tags is "one of" the values when it holds any of them."""
     if actual is None:
         return False
+    if isinstance(actual, frozenset):
+        return bool(actual & set(parsed)) == (op == "in")
     return OPERATORS[op](actual, parsed)
 
 
-def describe(fact: str, op: str, value: str, days: int | None) -> str:
+def describe(
+    fact: str, op: str, value: str, days: int | None, event_kind: str | None = None
+) -> str:
     definition = FACTS.get(fact)
     label = str(definition.label) if definition else fact
     if days:
         label = label.replace("N days", f"{days} days")
+    if event_kind:
+        label = f"{label} ({event_kind})"
     return f"{label} {dict(OPERATOR_CHOICES).get(op, op)} {value}"

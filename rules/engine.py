@@ -6,7 +6,7 @@ from typing import Any
 
 from . import conditions, logic
 from .facts import FACTS, Need
-from .models import Rule
+from .models import Rule, RuleCondition
 
 
 @dataclass(frozen=True)
@@ -24,21 +24,27 @@ class RuleEvaluation:
     conditions: list[ConditionResult]
 
 
+def condition_need(condition: RuleCondition) -> Need:
+    kind = condition.event_kind.code if condition.event_kind_id else None
+    return Need(condition.fact, condition.days, kind)
+
+
 def fact_needs(rules: list[Rule]) -> set[Need]:
-    """Every (fact, days) the rules' conditions read. Expects prefetched conditions."""
-    return {(c.fact, c.days) for rule in rules for c in rule.conditions.all()}
+    """Every value the rules' conditions read. Expects prefetched conditions."""
+    return {condition_need(c) for rule in rules for c in rule.conditions.all()}
 
 
 def rule_evaluate(rule: Rule, facts: dict[Need, Any]) -> RuleEvaluation:
     results = []
     for condition in rule.conditions.all():
-        actual = facts[(condition.fact, condition.days)]
+        need = condition_need(condition)
+        actual = facts[need]
         parsed = conditions.parse_value(FACTS[condition.fact].kind, condition.op, condition.value)
         results.append(
             ConditionResult(
                 number=condition.position,
                 description=conditions.describe(
-                    condition.fact, condition.op, condition.value, condition.days
+                    condition.fact, condition.op, condition.value, condition.days, need.event_kind
                 ),
                 actual=actual,
                 passed=conditions.evaluate(actual, condition.op, parsed),

@@ -1,7 +1,7 @@
 """What a condition can test about a member. Each fact is a small function registered
-under a key; the engine computes only the facts its rules use, and each data source
-(the member row, the orders, the points ledger) costs at most one query however many
-rules and windows there are."""
+under a key; the engine computes only the facts its rules use, and each data source (the
+member row, the orders, a ledger, the engagements, the tags) costs at most one query
+however many rules and windows there are."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,11 +15,12 @@ from django.utils.translation import gettext_lazy as _
 
 from benefits import selectors as benefit_selectors
 from core.money import money
-from members.models import Member
+from members import selectors as member_selectors
+from members.models import EngagementEvent, Member
 from orders import selectors as order_selectors
-from orders.models import Order
+from orders.models import Order, Refund
 
-MONEY, COUNT, TIER = "money", "count", "tier"
+MONEY, COUNT, TIER, TAGS, KIND = "money", "count", "tier", "tags", "kind"
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,41 @@ class Fact:
     key: str
     label: str
     kind: str
-    compute: Callable[["FactSource", int | None], Any]
+    compute: Callable[["FactSource", "Need"], Any]
     windowed: bool = False  # needs "over the last N days"
+    takes_event_kind: bool = False  # may be narrowed to one engagement kind
+    source: str = "member"  # where its data comes from: member, orders, engagements
 
 
 FACTS: dict[str, Fact] = {}
 
 
-def fact(key: str, label: str, kind: str, *, windowed: bool = False):
+@dataclass(frozen=True)
+class Need:
+    """One value a condition reads: a fact, over how many days, of which engagement kind."""
+
+    fact: str
+    days: int | None = None
+    event_kind: str | None = None
+
+    @property
+    def label(self) -> str:
+        """JSON-friendly name, e.g. 'spend_in_days[30]', 'engagements_in_days[7,review]'."""
+        qualifiers = [str(q) for q in (self.days, self.event_kind) if q is not None]
+        return f"{self.fact}[{','.join(qualifiers)}]" if qualifiers else self.fact
+
+
+def fact(
+    key: str,
+    label: str,
+    kind: str,
+    *,
+    windowed: bool = False,
+    takes_event_kind: bool = False,
+    source: str = "member",
+):
     def register(compute):
-        FACTS[key] = Fact(key, label, kind, compute, windowed)
+        FACTS[key] = Fact(key, label, kind, compute, windowed, takes_event_kind, source)
         return compute
 
     return register
@@ -46,97 +72,180 @@ class FactSource:
     """The data facts are computed from, each source loaded once and only if needed."""
 
     def __init__(
-        self, *, member: Member, order: Order | None, now: datetime, windows: set[int]
+        self,
+        *,
+        member: Member,
+        now: datetime,
+        needs: set[Need],
+        order: Order | None = None,
+        refund: Refund | None = None,
+        event: EngagementEvent | None = None,
     ) -> None:
-        self.member, self.order, self.now, self.windows = member, order, now, windows
+        self.member, self.now, self.needs = member, now, needs
+        self.order, self.refund, self.event = order, refund, event
+
+    @property
+    def today(self):
+        return timezone.localdate(self.now)
 
     @cached_property
     def order_windows(self) -> dict[int, tuple[Decimal, int]]:
+        windows = {n.days for n in self.needs if FACTS[n.fact].source == "orders"}
         return order_selectors.member_order_windows(
-            member_id=self.member.pk, windows=self.windows, now=self.now
+            member_id=self.member.pk, windows=windows, now=self.now
+        )
+
+    @cached_property
+    def engagement_counts(self) -> dict[tuple[int, str | None], int]:
+        windows = {
+            (n.days, n.event_kind) for n in self.needs if FACTS[n.fact].source == "engagements"
+        }
+        return member_selectors.member_engagement_counts(
+            member_id=self.member.pk, windows=windows, now=self.now
         )
 
     @cached_property
     def points_balance(self) -> int:
         return benefit_selectors.points_balance(member_id=self.member.pk)
 
+    @cached_property
+    def growth_points(self) -> int:
+        return benefit_selectors.growth_balance(member_id=self.member.pk)
+
+    @cached_property
+    def tags(self) -> frozenset[str]:
+        return frozenset(self.member.tags.values_list("code", flat=True))
+
     def after_effects(self) -> "FactSource":
         """A source for re-reading facts after a rule fired: actions change the member's
-        tier and points, never their orders, so the order aggregates are kept."""
-        fresh = FactSource(member=self.member, order=self.order, now=self.now, windows=self.windows)
-        if "order_windows" in self.__dict__:
-            fresh.order_windows = self.order_windows
+        tier, points, growth points and tags, never their orders or engagements, so those
+        aggregates are kept."""
+        fresh = FactSource(
+            member=self.member,
+            now=self.now,
+            needs=self.needs,
+            order=self.order,
+            refund=self.refund,
+            event=self.event,
+        )
+        for kept in ("order_windows", "engagement_counts"):
+            if kept in self.__dict__:
+                fresh.__dict__[kept] = self.__dict__[kept]
         return fresh
 
 
-Need = tuple[str, int | None]  # (fact key, days)
-
-
-def facts_compute(source: FactSource, needs: set[Need]) -> dict[Need, Any]:
-    return {(key, days): FACTS[key].compute(source, days) for key, days in needs}
-
-
-def fact_label(key: str, days: int | None) -> str:
-    """JSON-friendly name of a computed fact, e.g. 'spend_in_days[30]'."""
-    return f"{key}[{days}]" if days is not None else key
+def facts_compute(source: FactSource) -> dict[Need, Any]:
+    return {need: FACTS[need.fact].compute(source, need) for need in source.needs}
 
 
 def _average(total: Decimal, count: int) -> Decimal:
     return money(total / count) if count else money(0)
 
 
-@fact("lifetime_spend", _("lifetime spend"), MONEY)
-def _lifetime_spend(source: FactSource, days: int | None) -> Decimal:
+def _local_date(value: datetime | None):
+    return timezone.localdate(value) if value else None
+
+
+@fact("lifetime_spend", _("lifetime spend (net of refunds)"), MONEY)
+def _lifetime_spend(source: FactSource, need: Need) -> Decimal:
     return source.member.lifetime_spend
 
 
 @fact("order_count", _("lifetime number of orders"), COUNT)
-def _order_count(source: FactSource, days: int | None) -> int:
+def _order_count(source: FactSource, need: Need) -> int:
     return source.member.order_count
 
 
 @fact("avg_order_value", _("average order value"), MONEY)
-def _avg_order_value(source: FactSource, days: int | None) -> Decimal:
+def _avg_order_value(source: FactSource, need: Need) -> Decimal:
     return _average(source.member.lifetime_spend, source.member.order_count)
 
 
-@fact("spend_in_days", _("spend in the last N days"), MONEY, windowed=True)
-def _spend_in_days(source: FactSource, days: int | None) -> Decimal:
-    return source.order_windows[days][0]
+@fact("spend_in_days", _("spend in the last N days"), MONEY, windowed=True, source="orders")
+def _spend_in_days(source: FactSource, need: Need) -> Decimal:
+    return source.order_windows[need.days][0]
 
 
-@fact("orders_in_days", _("orders in the last N days"), COUNT, windowed=True)
-def _orders_in_days(source: FactSource, days: int | None) -> int:
-    return source.order_windows[days][1]
+@fact("orders_in_days", _("orders in the last N days"), COUNT, windowed=True, source="orders")
+def _orders_in_days(source: FactSource, need: Need) -> int:
+    return source.order_windows[need.days][1]
 
 
-@fact("avg_order_value_in_days", _("average order value in the last N days"), MONEY, windowed=True)
-def _avg_order_value_in_days(source: FactSource, days: int | None) -> Decimal:
-    return _average(*source.order_windows[days])
+@fact(
+    "avg_order_value_in_days",
+    _("average order value in the last N days"),
+    MONEY,
+    windowed=True,
+    source="orders",
+)
+def _avg_order_value_in_days(source: FactSource, need: Need) -> Decimal:
+    return _average(*source.order_windows[need.days])
 
 
 @fact("order_amount", _("amount of the triggering order"), MONEY)
-def _order_amount(source: FactSource, days: int | None) -> Decimal | None:
+def _order_amount(source: FactSource, need: Need) -> Decimal | None:
     return source.order.amount if source.order else None
 
 
+@fact("refund_amount", _("amount of the triggering refund"), MONEY)
+def _refund_amount(source: FactSource, need: Need) -> Decimal | None:
+    return source.refund.amount if source.refund else None
+
+
+@fact("growth_points", _("growth points"), COUNT)
+def _growth_points(source: FactSource, need: Need) -> int:
+    return source.growth_points
+
+
+@fact("points_balance", _("points balance"), COUNT)
+def _points_balance(source: FactSource, need: Need) -> int:
+    return source.points_balance
+
+
+@fact("tier", _("tier"), TIER)
+def _tier(source: FactSource, need: Need) -> str | None:
+    return source.member.tier.code if source.member.tier else None
+
+
 @fact("tier_rank", _("tier rank"), COUNT)
-def _tier_rank(source: FactSource, days: int | None) -> int:
+def _tier_rank(source: FactSource, need: Need) -> int:
     # A member recorded before any tier existed counts as being on the base tier.
     return source.member.tier.rank if source.member.tier else 0
 
 
-@fact("tier", _("tier"), TIER)
-def _tier(source: FactSource, days: int | None) -> str | None:
-    return source.member.tier.code if source.member.tier else None
-
-
-@fact("points_balance", _("points balance"), COUNT)
-def _points_balance(source: FactSource, days: int | None) -> int:
-    return source.points_balance
-
-
 @fact("days_since_joined", _("days since joining"), COUNT)
-def _days_since_joined(source: FactSource, days: int | None) -> int:
-    joined = timezone.localtime(source.member.joined_at).date()
-    return (timezone.localtime(source.now).date() - joined).days
+def _days_since_joined(source: FactSource, need: Need) -> int:
+    return (source.today - _local_date(source.member.joined_at)).days
+
+
+@fact("days_until_tier_lapses", _("days until the tier lapses"), COUNT)
+def _days_until_tier_lapses(source: FactSource, need: Need) -> int | None:
+    lapses = _local_date(source.member.tier_expires_at)
+    return (lapses - source.today).days if lapses else None
+
+
+@fact("tags", _("tags"), TAGS)
+def _tags(source: FactSource, need: Need) -> frozenset[str]:
+    return source.tags
+
+
+@fact("engagement_kind", _("kind of the triggering engagement"), KIND)
+def _engagement_kind(source: FactSource, need: Need) -> str | None:
+    return source.event.kind.code if source.event else None
+
+
+@fact(
+    "engagements_in_days",
+    _("engagements in the last N days"),
+    COUNT,
+    windowed=True,
+    takes_event_kind=True,
+    source="engagements",
+)
+def _engagements_in_days(source: FactSource, need: Need) -> int:
+    return source.engagement_counts[(need.days, need.event_kind)]
+
+
+@fact("birthday_month", _("birthday month (1-12)"), COUNT)
+def _birthday_month(source: FactSource, need: Need) -> int | None:
+    return source.member.birthday.month if source.member.birthday else None

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -5,24 +6,46 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from benefits.models import CouponTemplate
-from members.models import Member, Tier
-from notifications.models import NotificationTemplate
+from members.models import MAX_DAYS, EngagementEvent, EngagementKind, Member, Tag, Tier
+from notifications.models import Channel, NotificationTemplate
 from orders.models import Order
 
 from . import conditions, logic
 from .facts import FACTS
 
 MAX_PRIORITY = 1_000_000
-MAX_DAYS = 3660  # ten years of look-back
 MAX_POINTS = 10_000_000
 
 
 class Trigger(models.TextChoices):
     ORDER_PAID = "order_paid", _("order paid")
+    ORDER_REFUNDED = "order_refunded", _("order refunded")
+    MEMBER_JOINED = "member_joined", _("member joined")
+    ENGAGEMENT = "engagement", _("engagement (check-in, review, share…)")
+    # Clock triggers, checked once a day by the daily job:
+    BIRTHDAY = "birthday", _("birthday")
+    JOIN_ANNIVERSARY = "join_anniversary", _("anniversary of joining")
+    TIER_EXPIRING = "tier_expiring", _("N days before the tier lapses")
+    INACTIVE = "inactive", _("no order for N days")
+    POINTS_EXPIRING = "points_expiring", _("N days before points lapse")
+
+
+CLOCK_TRIGGERS = {
+    Trigger.BIRTHDAY,
+    Trigger.JOIN_ANNIVERSARY,
+    Trigger.TIER_EXPIRING,
+    Trigger.INACTIVE,
+    Trigger.POINTS_EXPIRING,
+}
+TRIGGERS_WITH_DAYS = {Trigger.TIER_EXPIRING, Trigger.INACTIVE, Trigger.POINTS_EXPIRING}
 
 
 class FiringLimit(models.TextChoices):
     ONCE = "once", _("once per member, ever")
+    PER_DAY = "per_day", _("once per member per day")
+    PER_WEEK = "per_week", _("once per member per week")
+    PER_MONTH = "per_month", _("once per member per calendar month")
+    PER_YEAR = "per_year", _("once per member per calendar year")
     EVERY_TIME = "every_time", _("every time the trigger happens")
 
 
@@ -31,6 +54,25 @@ class Rule(models.Model):
     name = models.CharField(_("name"), max_length=200)
     description = models.TextField(_("description"), blank=True)
     trigger = models.CharField(_("trigger"), max_length=30, choices=Trigger.choices)
+    trigger_days = models.PositiveIntegerField(
+        _("N (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
+        help_text=_(
+            "For 'N days before the tier lapses', 'no order for N days' and "
+            "'N days before points lapse'."
+        ),
+    )
+    engagement_kind = models.ForeignKey(
+        EngagementKind,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("engagement kind"),
+        help_text=_("For the engagement trigger; empty: any kind."),
+    )
     priority = models.IntegerField(
         _("priority"),
         default=100,
@@ -46,6 +88,15 @@ class Rule(models.Model):
     stop_processing = models.BooleanField(
         _("stop evaluating lower-priority rules when this one fires"), default=False
     )
+    budget = models.PositiveIntegerField(
+        _("budget (firings in total)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("E.g. 1000 for the first 1000 members; empty: no limit."),
+    )
+    # Maintained with a conditional UPDATE so that concurrent firings cannot overspend.
+    fired_count = models.PositiveIntegerField(_("fired"), default=0, editable=False)
     logic = models.CharField(
         _("condition logic"),
         max_length=200,
@@ -70,8 +121,19 @@ class Rule(models.Model):
         return self.name
 
     def clean(self) -> None:
+        errors = {}
         if self.active_from and self.active_until and self.active_until <= self.active_from:
-            raise ValidationError({"active_until": _("Must be after 'active from'.")})
+            errors["active_until"] = _("Must be after 'active from'.")
+        if self.trigger in TRIGGERS_WITH_DAYS and not self.trigger_days:
+            errors["trigger_days"] = _("'%(trigger)s' needs N, the number of days.") % {
+                "trigger": self.get_trigger_display()
+            }
+        if self.trigger not in TRIGGERS_WITH_DAYS:
+            self.trigger_days = None
+        if self.trigger != Trigger.ENGAGEMENT:
+            self.engagement_kind = None
+        if errors:
+            raise ValidationError(errors)
         if self.logic:
             try:
                 logic.parse(self.logic)
@@ -99,6 +161,15 @@ class RuleCondition(models.Model):
         max_length=200,
         help_text=_("One value; a comma-separated list for 'in'; 'low, high' for 'between'."),
     )
+    event_kind = models.ForeignKey(
+        EngagementKind,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("engagement kind"),
+        help_text=_("For engagements counted over days; empty: any kind."),
+    )
     days = models.PositiveIntegerField(
         _("over the last N days"),
         null=True,
@@ -120,7 +191,9 @@ class RuleCondition(models.Model):
 
     def clean(self) -> None:
         self.value = conditions.normalize_value(self.op, self.value)
-        errors = conditions.validate(self.fact, self.op, self.value, self.days)
+        errors = conditions.validate(
+            self.fact, self.op, self.value, self.days, has_event_kind=self.event_kind_id is not None
+        )
         if errors:
             raise ValidationError(errors)
 
@@ -129,7 +202,11 @@ class ActionKind(models.TextChoices):
     SET_TIER = "set_tier", _("set tier")
     ISSUE_COUPON = "issue_coupon", _("issue coupon")
     AWARD_POINTS = "award_points", _("award points")
+    AWARD_GROWTH_POINTS = "award_growth_points", _("award growth points")
     NOTIFY = "notify", _("send message")
+    ADD_TAG = "add_tag", _("add tag")
+    REMOVE_TAG = "remove_tag", _("remove tag")
+    WEBHOOK = "webhook", _("call webhook")
 
 
 class RuleAction(models.Model):
@@ -138,7 +215,11 @@ class RuleAction(models.Model):
         ActionKind.SET_TIER: "tier",
         ActionKind.ISSUE_COUPON: "coupon_template",
         ActionKind.AWARD_POINTS: "points",
+        ActionKind.AWARD_GROWTH_POINTS: "points",
         ActionKind.NOTIFY: "notification_template",
+        ActionKind.ADD_TAG: "tag",
+        ActionKind.REMOVE_TAG: "tag",
+        ActionKind.WEBHOOK: "webhook_url",
     }
 
     rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="actions")
@@ -177,6 +258,22 @@ class RuleAction(models.Model):
         related_name="+",
         verbose_name=_("message template"),
     )
+    channel = models.CharField(
+        _("channel"),
+        max_length=10,
+        choices=Channel.choices,
+        blank=True,
+        help_text=_("For 'send message'; empty: the template's channel."),
+    )
+    tag = models.ForeignKey(
+        Tag,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("tag"),
+    )
+    webhook_url = models.URLField(_("webhook URL"), max_length=500, blank=True)
 
     class Meta:
         ordering = ["position"]
@@ -192,11 +289,12 @@ class RuleAction(models.Model):
     def clean(self) -> None:
         required = self.REQUIRED_FIELDS.get(self.kind)
         # Targets that belong to other kinds are cleared, so a row says only what it does.
-        for kind, field in self.REQUIRED_FIELDS.items():
-            if kind != self.kind:
-                setattr(self, field, None)
+        for field in set(self.REQUIRED_FIELDS.values()) - {required}:
+            setattr(self, field, "" if field == "webhook_url" else None)
         if self.kind != ActionKind.SET_TIER:
             self.allow_downgrade = False
+        if self.kind != ActionKind.NOTIFY:
+            self.channel = ""
         if required and not self.serializable_value(required):
             field = self._meta.get_field(required)
             raise ValidationError(
@@ -218,6 +316,13 @@ class RuleFiring(models.Model):
     trigger = models.CharField(max_length=30, choices=Trigger.choices)
     order = models.ForeignKey(
         Order, on_delete=models.PROTECT, null=True, blank=True, related_name="firings"
+    )
+    event = models.ForeignKey(
+        EngagementEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="firings"
+    )
+    # Set when an operator's "apply to existing members" job fired it.
+    job = models.ForeignKey(
+        "RuleJob", on_delete=models.SET_NULL, null=True, blank=True, related_name="firings"
     )
     rule_version = models.PositiveIntegerField()
     # The facts the rule saw, so "why did this member get this?" has an answer.
@@ -247,3 +352,96 @@ class RuleFiring(models.Model):
             "version": self.rule_version,
             "firing_id": self.pk,
         }
+
+
+class RuleRevision(models.Model):
+    """Every change to a rule: who, when, and the rule before and after (in the programme
+    file's format)."""
+
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="revisions")
+    version = models.PositiveIntegerField(_("version"))
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("changed by"),
+    )
+    source = models.CharField(_("changed through"), max_length=20)
+    changed_at = models.DateTimeField(_("changed at"), default=timezone.now)
+    before = models.JSONField(_("before"), null=True, blank=True)
+    after = models.JSONField(_("after"))
+
+    class Meta:
+        ordering = ["-version"]
+        verbose_name = _("rule revision")
+        verbose_name_plural = _("rule history")
+        constraints = [
+            models.UniqueConstraint(fields=["rule", "version"], name="rule_revision_version")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule.code} v{self.version}"
+
+    def changes(self) -> list[tuple[str, object, object]]:
+        """(field, before, after) for each top-level field that differs."""
+        before = self.before or {}
+        keys = list(dict.fromkeys([*before, *self.after]))
+        return [
+            (k, before.get(k), self.after.get(k))
+            for k in keys
+            if before.get(k) != self.after.get(k)
+        ]
+
+
+class RuleJob(models.Model):
+    """A background job an operator started on a rule, with its progress and result."""
+
+    class Kind(models.TextChoices):
+        APPLY = "apply", _("apply to existing members")
+        SIMULATE = "simulate", _("simulate on past orders")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    kind = models.CharField(_("job"), max_length=10, choices=Kind.choices)
+    rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="jobs")
+    send_notifications = models.BooleanField(_("send messages"), default=True)
+    days = models.PositiveIntegerField(
+        _("days of orders"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
+    )
+    total = models.PositiveIntegerField(_("to do"), default=0)
+    processed = models.PositiveIntegerField(_("done"), default=0)
+    # The last member id an "apply" job has handled: it resumes from here.
+    cursor = models.PositiveBigIntegerField(default=0, editable=False)
+    result = models.JSONField(_("result"), default=dict, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("started"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("rule job")
+        verbose_name_plural = _("rule jobs")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.rule.code}"
+
+    @property
+    def percent_done(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return int(100 * self.processed / self.total) if self.total else 0

@@ -1,13 +1,13 @@
-from datetime import timedelta
+"""Thin tasks: ids in, a service call, safe to run twice."""
+
+from datetime import date, timedelta
 
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
+from django.utils import timezone
 
-from orders import selectors as order_selectors
-from orders import services as order_services
-
-from . import services
+from .services import clock, evaluation, jobs
 
 
 @shared_task(
@@ -16,23 +16,44 @@ from . import services
     retry_backoff_max=120,
     max_retries=8,
 )
-def evaluate(member_id: int, trigger: str, order_id: int | None = None) -> int:
+def evaluate(
+    member_id: int, trigger: str, subject_id: int | None = None, on_date: str | None = None
+) -> int:
     return len(
-        services.member_evaluate(member_id=member_id, trigger=trigger, order_id=order_id).fired
+        evaluation.member_evaluate(
+            member_id=member_id,
+            trigger=trigger,
+            subject_id=subject_id,
+            on_date=date.fromisoformat(on_date) if on_date else None,
+        ).fired
     )
 
 
 @shared_task
-def sweep_pending_orders() -> int:
-    """Enqueue evaluation for orders recorded a while ago and still not evaluated: their
-    task was never published (broker down), or was lost with its worker."""
-    grace = timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS)
-    pending = list(
-        order_selectors.orders_pending_evaluation(
-            older_than=grace, limit=settings.TIERFLOW_SWEEP_BATCH
-        ).values_list("pk", "member_id")
+def sweep_pending() -> int:
+    """Publish again the evaluations of orders, refunds, engagements and new members
+    still pending after the grace period: never published (broker down) or lost with
+    their worker."""
+    return evaluation.pending_enqueue(
+        older_than=timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS),
+        limit=settings.TIERFLOW_SWEEP_BATCH,
     )
-    order_services.orders_mark_enqueued(order_ids=[order_id for order_id, _ in pending])
-    for order_id, member_id in pending:
-        services.order_evaluation_enqueue(order_id=order_id, member_id=member_id)
-    return len(pending)
+
+
+@shared_task
+def run_daily(on_date: str | None = None) -> int:
+    """Celery beat's daily job: today's clock triggers, one task per batch of members."""
+    day = date.fromisoformat(on_date) if on_date else timezone.localdate()
+    return clock.clock_triggers_enqueue(day)
+
+
+@shared_task(autoretry_for=(OperationalError,), retry_backoff=2, max_retries=8)
+def evaluate_clock_batch(trigger: str, member_ids: list[int], on_date: str) -> int:
+    return clock.clock_batch_evaluate(
+        trigger=trigger, member_ids=member_ids, on_date=date.fromisoformat(on_date)
+    )
+
+
+@shared_task
+def run_rule_job(job_id: int) -> str:
+    return jobs.rule_job_run(job_id=job_id)

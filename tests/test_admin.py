@@ -98,6 +98,8 @@ def rule_form(**overrides) -> dict:
         "conditions-1-days": "365",
         "actions-TOTAL_FORMS": "1",
         "actions-INITIAL_FORMS": "0",
+        "revisions-TOTAL_FORMS": "0",
+        "revisions-INITIAL_FORMS": "0",
         "actions-0-position": "1",
         "actions-0-kind": "award_points",
         "actions-0-points": "300",

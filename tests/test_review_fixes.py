@@ -22,8 +22,8 @@ from orders.models import Order
 from rules.models import Rule
 from rules.programme.dump import programme_dump
 from rules.programme.load import ProgrammeInvalid, programme_load
-from rules.services import rule_upsert
-from rules.tasks import sweep_pending_orders
+from rules.services.saving import rule_upsert
+from rules.tasks import sweep_pending
 from tests.conftest import broker_down
 from tests.factories import MemberFactory
 from tests.test_admin import rule_form
@@ -38,7 +38,7 @@ def test_an_unexpected_provider_error_fails_the_message_instead_of_leaving_it_se
     def explode(self, message):
         raise RuntimeError("bug in an adapter")
 
-    monkeypatch.setattr("notifications.providers.ConsoleProvider.send", explode)
+    monkeypatch.setattr("notifications.providers.console.ConsoleProvider.send", explode)
 
     # when
     api.order(amount="2500.00")
@@ -285,14 +285,16 @@ def test_the_sweeper_rotates_so_failing_orders_do_not_starve_the_rest(
     settings.TIERFLOW_PENDING_GRACE_SECONDS = 0
     settings.TIERFLOW_SWEEP_BATCH = 2
     published = []
-    monkeypatch.setattr(
-        "rules.services.order_evaluation_enqueue",
-        lambda order_id, member_id: published.append(order_id),
-    )
+
+    def publish(*, member_id, trigger, subject_id=None, on_date=None):
+        if trigger == "order_paid":
+            published.append(subject_id)
+
+    monkeypatch.setattr("rules.services.evaluation.evaluation_enqueue", publish)
 
     # when: two runs whose evaluations never happen
-    sweep_pending_orders()
-    sweep_pending_orders()
+    sweep_pending()
+    sweep_pending()
 
     # then: the second run starts with the order the first one left out
     ids = list(Order.objects.order_by("pk").values_list("pk", flat=True))

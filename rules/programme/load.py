@@ -12,19 +12,38 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework import serializers
 
-from benefits import services as benefit_services
 from benefits.models import CouponTemplate
+from benefits.services import coupons as coupon_services
+from benefits.services import points as points_services
 from members import services as member_services
-from members.models import Tier
+from members.models import EngagementKind, Tag, Tier
 from notifications import services as notification_services
 from notifications.models import NotificationTemplate
 
 from .. import conditions
-from .. import services as rule_services
+from ..facts import KIND, TAGS, TIER
 from ..models import ActionKind, Rule
+from ..services.saving import rule_upsert
 from ..tree import leaves_with_paths, tree_to_rows
 from . import yaml_io
-from .schema import SECTIONS, SPECS
+from .schema import LIST_SECTIONS, SECTIONS, SPECS
+
+# Which section defines the codes each reference names.
+CODE_SECTIONS = {
+    "tiers": Tier,
+    "tags": Tag,
+    "engagement_kinds": EngagementKind,
+    "coupon_templates": CouponTemplate,
+    "notification_templates": NotificationTemplate,
+}
+# (action type, key in the file) -> (section it refers to, model field it sets)
+ACTION_TARGETS = {
+    (ActionKind.SET_TIER, "tier"): ("tiers", "tier"),
+    (ActionKind.ISSUE_COUPON, "template"): ("coupon_templates", "coupon_template"),
+    (ActionKind.NOTIFY, "template"): ("notification_templates", "notification_template"),
+    (ActionKind.ADD_TAG, "tag"): ("tags", "tag"),
+    (ActionKind.REMOVE_TAG, "tag"): ("tags", "tag"),
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -62,6 +81,7 @@ class LoadReport:
         return "\n".join(
             f"{section}: {c['created']} created, {c['updated']} updated, {c['unchanged']} unchanged"
             for section, c in self.counts.items()
+            if any(c.values())
         )
 
 
@@ -90,17 +110,23 @@ def programme_load(text: str) -> LoadReport:
     return report
 
 
-def _validate_shape(data: Any, errors: list) -> dict[str, list[dict]]:
+def _validate_shape(data: Any, errors: list) -> dict[str, Any]:
     if data is None:
-        return {section: [] for section in SECTIONS}
+        data = {}
     if not isinstance(data, dict):
         errors.append(((), f"Expected a mapping with the keys {', '.join(SECTIONS)}."))
         return {}
     for key in data:
         if key not in SECTIONS:
             errors.append(((key,), f"Unknown section. Expected one of {', '.join(SECTIONS)}."))
-    sections = {}
-    for section in SECTIONS:
+    sections: dict[str, Any] = {"earning": None}
+    if data.get("earning") is not None:
+        spec = SPECS["earning"](data=data["earning"])
+        if spec.is_valid():
+            sections["earning"] = dict(spec.validated_data)
+        else:
+            errors.extend(_flatten(spec.errors, ("earning",)))
+    for section in LIST_SECTIONS:
         items = data.get(section)
         if items is None:
             items = []
@@ -112,8 +138,8 @@ def _validate_shape(data: Any, errors: list) -> dict[str, list[dict]]:
             sections[section] = [dict(item) for item in spec.validated_data]
         else:
             errors.extend(_flatten(spec.errors, (section,)))
-    for section, items in sections.items():
-        _check_unique(section, items, "code", errors)
+    for section in LIST_SECTIONS:
+        _check_unique(section, sections.get(section, []), "code", errors)
     _check_unique("tiers", sections.get("tiers", []), "rank", errors)
     return sections
 
@@ -126,89 +152,91 @@ def _check_unique(section: str, items: list[dict], key: str, errors: list) -> No
         seen.add(item[key])
 
 
-def _validate_references(sections: dict[str, list[dict]], errors: list) -> None:
+def _validate_references(sections: dict[str, Any], errors: list) -> None:
     """References may point into the file or at what the database already holds."""
-    file_tiers = {t["code"]: t["rank"] for t in sections["tiers"]}
-    db_tiers = dict(Tier.objects.values_list("code", "rank"))
-    for index, tier in enumerate(sections["tiers"]):
-        holders = [c for c, r in db_tiers.items() if r == tier["rank"] and c not in file_tiers]
+    _validate_ranks(sections["tiers"], errors)
+    known = {
+        section: {item["code"] for item in sections[section]}
+        | set(model.objects.values_list("code", flat=True))
+        for section, model in CODE_SECTIONS.items()
+    }
+    condition_codes = {TIER: known["tiers"], TAGS: known["tags"], KIND: known["engagement_kinds"]}
+    for index, rule in enumerate(sections["rules"]):
+        where = ("rules", index)
+        if rule["kind"] is not None and rule["kind"] not in known["engagement_kinds"]:
+            errors.append(((*where, "kind"), f"Unknown engagement kind '{rule['kind']}'."))
+        for position, action in enumerate(rule["actions"]):
+            for (kind, key), (section, _) in ACTION_TARGETS.items():
+                if action["type"] == kind and action[key] not in known[section]:
+                    what = section.rstrip("s").replace("_", " ")
+                    errors.append(
+                        ((*where, "actions", position, key), f"Unknown {what} '{action[key]}'.")
+                    )
+        for path, leaf in leaves_with_paths(rule["conditions"], (*where, "conditions")):
+            event_kind = leaf.get("kind")
+            if event_kind is not None and event_kind not in known["engagement_kinds"]:
+                errors.append(((*path, "kind"), f"Unknown engagement kind '{event_kind}'."))
+            problems = conditions.validate(
+                leaf["fact"],
+                leaf["op"],
+                leaf["value"],
+                leaf.get("days"),
+                has_event_kind=event_kind is not None,
+                known_codes=condition_codes,
+            )
+            field_names = {"event_kind": "kind"}
+            errors.extend(
+                ((*path, field_names.get(name, name)), msg) for name, msg in problems.items()
+            )
+
+
+def _validate_ranks(tiers: list[dict], errors: list) -> None:
+    file_ranks = {t["code"]: t["rank"] for t in tiers}
+    db_ranks = dict(Tier.objects.values_list("code", "rank"))
+    for index, tier in enumerate(tiers):
+        holders = [c for c, r in db_ranks.items() if r == tier["rank"] and c not in file_ranks]
         if holders:
             errors.append(
                 (("tiers", index, "rank"), f"Rank {tier['rank']} belongs to tier '{holders[0]}'.")
             )
-    tiers = {**db_tiers, **file_tiers}
-    if tiers and 0 not in tiers.values():
+    ranks = {**db_ranks, **file_ranks}
+    if ranks and 0 not in ranks.values():
         errors.append((("tiers",), "One tier needs rank 0: the tier new members start on."))
-    coupons = {t["code"] for t in sections["coupon_templates"]} | set(
-        CouponTemplate.objects.values_list("code", flat=True)
-    )
-    messages = {t["code"] for t in sections["notification_templates"]} | set(
-        NotificationTemplate.objects.values_list("code", flat=True)
-    )
-    known = {
-        ActionKind.SET_TIER: ("tier", set(tiers), "tier"),
-        ActionKind.ISSUE_COUPON: ("template", coupons, "coupon template"),
-        ActionKind.NOTIFY: ("template", messages, "notification template"),
-    }
-    for index, rule in enumerate(sections["rules"]):
-        for position, action in enumerate(rule["actions"]):
-            if action["type"] in known:
-                key, codes, what = known[action["type"]]
-                if action[key] not in codes:
-                    errors.append(
-                        (
-                            ("rules", index, "actions", position, key),
-                            f"Unknown {what} '{action[key]}'.",
-                        )
-                    )
-        for path, leaf in leaves_with_paths(rule["conditions"], ("rules", index, "conditions")):
-            problems = conditions.validate(
-                leaf["fact"], leaf["op"], leaf["value"], leaf.get("days"), tier_codes=set(tiers)
-            )
-            errors.extend(((*path, name), message) for name, message in problems.items())
 
 
 @transaction.atomic
-def _apply(sections: dict[str, list[dict]]) -> LoadReport:
+def _apply(sections: dict[str, Any]) -> LoadReport:
     report = LoadReport()
     existing = {
-        "tiers": set(Tier.objects.values_list("code", flat=True)),
-        "coupon_templates": set(CouponTemplate.objects.values_list("code", flat=True)),
-        "notification_templates": set(NotificationTemplate.objects.values_list("code", flat=True)),
-        "rules": set(Rule.objects.values_list("code", flat=True)),
+        section: set(model.objects.values_list("code", flat=True))
+        for section, model in CODE_SECTIONS.items()
     }
+    existing["rules"] = set(Rule.objects.values_list("code", flat=True))
+    if sections["earning"] is not None:
+        _, changed = points_services.earning_policy_update(**sections["earning"])
+        report.count("earning", existed=True, changed=changed)
     wanted_ranks = {t["code"]: t["rank"] for t in sections["tiers"]}
-    member_services.tiers_free_ranks(
-        codes=[
-            t.code
-            for t in Tier.objects.filter(code__in=wanted_ranks)
-            if t.rank != wanted_ranks[t.code]
-        ]
-    )
-    for spec in sections["tiers"]:
-        _, changed = member_services.tier_upsert(**spec)
-        report.count("tiers", existed=spec["code"] in existing["tiers"], changed=changed)
-    for spec in sections["coupon_templates"]:
-        _, changed = benefit_services.coupon_template_upsert(**spec)
-        report.count(
-            "coupon_templates",
-            existed=spec["code"] in existing["coupon_templates"],
-            changed=changed,
-        )
-    for spec in sections["notification_templates"]:
-        _, changed = notification_services.notification_template_upsert(**spec)
-        report.count(
-            "notification_templates",
-            existed=spec["code"] in existing["notification_templates"],
-            changed=changed,
-        )
+    moving = [
+        t.code for t in Tier.objects.filter(code__in=wanted_ranks) if t.rank != wanted_ranks[t.code]
+    ]
+    member_services.tiers_free_ranks(codes=moving)
+    upserts = {
+        "tiers": member_services.tier_upsert,
+        "tags": member_services.tag_upsert,
+        "engagement_kinds": member_services.engagement_kind_upsert,
+        "coupon_templates": coupon_services.coupon_template_upsert,
+        "notification_templates": notification_services.notification_template_upsert,
+    }
+    for section, upsert in upserts.items():
+        for spec in sections[section]:
+            _, changed = upsert(**spec)
+            report.count(section, existed=spec["code"] in existing[section], changed=changed)
     targets = {
-        "tier": {t.code: t for t in Tier.objects.all()},
-        "coupon_template": {t.code: t for t in CouponTemplate.objects.all()},
-        "notification_template": {t.code: t for t in NotificationTemplate.objects.all()},
+        section: {row.code: row for row in model.objects.all()}
+        for section, model in CODE_SECTIONS.items()
     }
     for spec in sections["rules"]:
-        _, changed = rule_services.rule_upsert(**_rule_fields(spec, targets))
+        _, changed = rule_upsert(**_rule_fields(spec, targets))
         report.count("rules", existed=spec["code"] in existing["rules"], changed=changed)
     return report
 
@@ -216,33 +244,47 @@ def _apply(sections: dict[str, list[dict]]) -> LoadReport:
 def _rule_fields(spec: dict, targets: dict[str, dict]) -> dict:
     """A validated rule spec as `rule_upsert` arguments, with codes resolved to rows."""
     rows, logic_line = tree_to_rows(spec["conditions"])
+    kinds = targets["engagement_kinds"]
+    conditions_rows = [
+        {
+            "position": row["position"],
+            "fact": row["fact"],
+            "op": row["op"],
+            "value": row["value"],
+            "days": row.get("days"),
+            "event_kind": kinds[row["kind"]] if row.get("kind") else None,
+        }
+        for row in rows
+    ]
     actions = []
     for position, action in enumerate(spec["actions"], start=1):
         row = {"position": position, "kind": action["type"]}
-        if action["type"] == ActionKind.SET_TIER:
-            row.update(
-                tier=targets["tier"][action["tier"]], allow_downgrade=action["allow_downgrade"]
-            )
-        elif action["type"] == ActionKind.ISSUE_COUPON:
-            row["coupon_template"] = targets["coupon_template"][action["template"]]
-        elif action["type"] == ActionKind.NOTIFY:
-            row["notification_template"] = targets["notification_template"][action["template"]]
-        elif action["type"] == ActionKind.AWARD_POINTS:
+        for (kind, key), (section, field_name) in ACTION_TARGETS.items():
+            if action["type"] == kind:
+                row[field_name] = targets[section][action[key]]
+        if action["type"] in (ActionKind.AWARD_POINTS, ActionKind.AWARD_GROWTH_POINTS):
             row["points"] = action["points"]
+        if action["type"] == ActionKind.WEBHOOK:
+            row["webhook_url"] = action["url"]
+        row["allow_downgrade"] = action.get("allow_downgrade", False)
+        row["channel"] = action.get("channel", "")
         actions.append(row)
     return {
         "code": spec["code"],
         "name": spec["name"],
         "description": spec["description"],
         "trigger": spec["trigger"],
+        "trigger_days": spec["days"],
+        "engagement_kind": kinds[spec["kind"]] if spec["kind"] else None,
         "priority": spec["priority"],
         "is_active": spec["active"],
         "active_from": spec["active_from"],
         "active_until": spec["active_until"],
         "firing_limit": spec["fires"],
+        "budget": spec["budget"],
         "stop_processing": spec["stop_processing"],
         "logic": logic_line,
-        "conditions": rows,
+        "conditions": conditions_rows,
         "actions": actions,
     }
 

@@ -1,15 +1,17 @@
 """The programme file's shape, validated with DRF serializers so that every error comes
-with the path to the value at fault. Cross-references (a rule naming a tier the file
-does not define) are checked by the loader, which knows the whole file."""
+with the path to the value at fault. Most sections take their fields, limits and
+defaults from the models; rules use the file's own, shorter names. Cross-references (a
+rule naming a tier the file does not define) are checked by the loader, which knows the
+whole file."""
 
-from decimal import Decimal
 from typing import Any
 
 from rest_framework import serializers
 
-from core.api import StrictSerializer
-from members.models import MAX_RANK
-from notifications.models import Channel
+from benefits.models import CouponTemplate, EarningPolicy
+from core.api import StrictModelSerializer, StrictSerializer
+from members.models import EngagementKind, Tag, Tier
+from notifications.models import Channel, NotificationTemplate
 from notifications.rendering import template_errors
 
 from ..conditions import OPERATORS
@@ -24,35 +26,62 @@ from ..models import (
     Trigger,
 )
 
-SECTIONS = ("tiers", "coupon_templates", "notification_templates", "rules")
+# In the order they load: later sections may refer to earlier ones.
+LIST_SECTIONS = (
+    "tiers",
+    "tags",
+    "engagement_kinds",
+    "coupon_templates",
+    "notification_templates",
+    "rules",
+)
+SECTIONS = ("earning", *LIST_SECTIONS)
 
 
-class TierSpec(StrictSerializer):
-    code = serializers.SlugField(max_length=50)
-    name = serializers.CharField(max_length=100)
-    rank = serializers.IntegerField(min_value=0, max_value=MAX_RANK)
-    discount_percent = serializers.DecimalField(
-        max_digits=5, decimal_places=2, min_value=Decimal(0), max_value=Decimal(100), default=0
-    )
+class TierSpec(StrictModelSerializer):
+    class Meta:
+        model = Tier
+        fields = [
+            "code",
+            "name",
+            "rank",
+            "discount_percent",
+            "points_multiplier",
+            "validity",
+            "validity_days",
+        ]
 
 
-class CouponTemplateSpec(StrictSerializer):
-    code = serializers.SlugField(max_length=50)
-    name = serializers.CharField(max_length=100)
-    min_spend = serializers.DecimalField(
-        max_digits=12, decimal_places=2, min_value=Decimal(0), default=0
-    )
-    amount_off = serializers.DecimalField(
-        max_digits=12, decimal_places=2, min_value=Decimal("0.01")
-    )
-    valid_days = serializers.IntegerField(min_value=1, max_value=3650)  # as the model
+class TagSpec(StrictModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ["code", "name"]
 
 
-class NotificationTemplateSpec(StrictSerializer):
-    code = serializers.SlugField(max_length=50)
-    name = serializers.CharField(max_length=100, required=False, default="")
-    channel = serializers.ChoiceField(choices=Channel.choices)
-    body = serializers.CharField()
+class EngagementKindSpec(StrictModelSerializer):
+    active = serializers.BooleanField(source="is_active", required=False, default=True)
+
+    class Meta:
+        model = EngagementKind
+        fields = ["code", "name", "growth_points", "daily_cap", "active"]
+
+
+class EarningSpec(StrictModelSerializer):
+    class Meta:
+        model = EarningPolicy
+        fields = ["points_per_unit", "growth_per_unit", "points_expiry", "points_valid_days"]
+
+
+class CouponTemplateSpec(StrictModelSerializer):
+    class Meta:
+        model = CouponTemplate
+        fields = ["code", "name", "min_spend", "amount_off", "valid_days"]
+
+
+class NotificationTemplateSpec(StrictModelSerializer):
+    class Meta:
+        model = NotificationTemplate
+        fields = ["code", "name", "channel", "body"]
 
     def validate_body(self, value: str) -> str:
         if errors := template_errors(value):
@@ -82,6 +111,9 @@ class ConditionSpec(StrictSerializer):
     value = ConditionValueField()
     days = serializers.IntegerField(
         min_value=1, max_value=MAX_DAYS, required=False, allow_null=True
+    )
+    kind = serializers.SlugField(
+        required=False, help_text="An engagement kind, for engagements_in_days."
     )
 
 
@@ -122,30 +154,37 @@ class ConditionTreeField(serializers.Field):
 
 
 class ActionSpec(StrictSerializer):
-    # The reference each action type needs.
+    # The key each action type needs.
     NEEDS = {
         ActionKind.SET_TIER: "tier",
         ActionKind.ISSUE_COUPON: "template",
         ActionKind.AWARD_POINTS: "points",
+        ActionKind.AWARD_GROWTH_POINTS: "points",
         ActionKind.NOTIFY: "template",
+        ActionKind.ADD_TAG: "tag",
+        ActionKind.REMOVE_TAG: "tag",
+        ActionKind.WEBHOOK: "url",
     }
+    OPTIONAL = {ActionKind.SET_TIER: {"allow_downgrade"}, ActionKind.NOTIFY: {"channel"}}
 
     type = serializers.ChoiceField(choices=ActionKind.choices)
     tier = serializers.SlugField(required=False)
-    allow_downgrade = serializers.BooleanField(required=False, default=False)
+    allow_downgrade = serializers.BooleanField(required=False)
     template = serializers.SlugField(required=False)
     points = serializers.IntegerField(min_value=1, max_value=MAX_POINTS, required=False)
+    channel = serializers.ChoiceField(choices=Channel.choices, required=False)
+    tag = serializers.SlugField(required=False)
+    url = serializers.URLField(max_length=500, required=False)
 
     def validate(self, data: dict) -> dict:
-        needed = self.NEEDS[data["type"]]
+        kind = data["type"]
+        needed = self.NEEDS[kind]
         errors = {}
         if needed not in data:
-            errors[needed] = f"'{data['type']}' needs '{needed}'."
-        for name in ("tier", "template", "points"):
-            if name in data and name != needed:
-                errors[name] = f"'{data['type']}' does not take '{name}'."
-        if data.get("allow_downgrade") and data["type"] != ActionKind.SET_TIER:
-            errors["allow_downgrade"] = "Only 'set_tier' takes 'allow_downgrade'."
+            errors[needed] = f"'{kind}' needs '{needed}'."
+        allowed = {"type", needed, *self.OPTIONAL.get(kind, ())}
+        for name in sorted(set(data) - allowed):
+            errors[name] = f"'{kind}' does not take '{name}'."
         if errors:
             raise serializers.ValidationError(errors)
         return data
@@ -156,6 +195,8 @@ class RuleSpec(StrictSerializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(required=False, default="", allow_blank=True)
     trigger = serializers.ChoiceField(choices=Trigger.choices)
+    days = serializers.IntegerField(min_value=1, max_value=MAX_DAYS, required=False, default=None)
+    kind = serializers.SlugField(required=False, default=None)
     priority = serializers.IntegerField(
         min_value=-MAX_PRIORITY, max_value=MAX_PRIORITY, required=False, default=100
     )
@@ -165,6 +206,7 @@ class RuleSpec(StrictSerializer):
     fires = serializers.ChoiceField(
         choices=FiringLimit.choices, required=False, default=FiringLimit.ONCE
     )
+    budget = serializers.IntegerField(min_value=1, required=False, default=None)
     stop_processing = serializers.BooleanField(required=False, default=False)
     conditions = ConditionTreeField(required=False, default=None)
     actions = ActionSpec(many=True, required=False, default=list)
@@ -173,11 +215,22 @@ class RuleSpec(StrictSerializer):
         start, end = data.get("active_from"), data.get("active_until")
         if start and end and end <= start:
             raise serializers.ValidationError({"active_until": "Must be after 'active_from'."})
+        trigger = data["trigger"]
+        needs_days = trigger in (Trigger.TIER_EXPIRING, Trigger.INACTIVE, Trigger.POINTS_EXPIRING)
+        if needs_days and data["days"] is None:
+            raise serializers.ValidationError({"days": f"'{trigger}' needs 'days' (N)."})
+        if not needs_days and data["days"] is not None:
+            raise serializers.ValidationError({"days": f"'{trigger}' does not take 'days'."})
+        if data["kind"] is not None and trigger != Trigger.ENGAGEMENT:
+            raise serializers.ValidationError({"kind": "Only the engagement trigger takes 'kind'."})
         return data
 
 
 SPECS = {
+    "earning": EarningSpec,
     "tiers": TierSpec,
+    "tags": TagSpec,
+    "engagement_kinds": EngagementKindSpec,
     "coupon_templates": CouponTemplateSpec,
     "notification_templates": NotificationTemplateSpec,
     "rules": RuleSpec,

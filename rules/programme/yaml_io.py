@@ -78,7 +78,7 @@ def _represent_decimal(dumper: yaml.SafeDumper, data: Decimal) -> yaml.Node:
 
 
 _Dumper.add_representer(dict, _represent_dict)
-_Dumper.add_representer(str, _represent_str)
+_Dumper.add_multi_representer(str, _represent_str)  # and choices enums
 _Dumper.add_representer(Decimal, _represent_decimal)
 
 

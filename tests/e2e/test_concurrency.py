@@ -16,7 +16,7 @@ from notifications.models import Notification
 from orders.models import Order
 from orders.services import order_record
 from rules.models import RuleFiring
-from rules.services import member_evaluate
+from rules.services.evaluation import member_evaluate
 from tests.conftest import broker_down
 from tests.e2e.helpers import erp_client, order
 

@@ -50,12 +50,12 @@ def test_delivering_twice_sends_once(member, django_capture_on_commit_callbacks,
 
     # when
     with caplog.at_level(logging.INFO, logger="notifications.providers"):
-        first = notification_deliver(notification_id=notification.pk)
-        second = notification_deliver(notification_id=notification.pk)
+        first = notification_deliver(notification_id=notification.pk).status
+        second = notification_deliver(notification_id=notification.pk).status
 
     # then
     assert (first, second) == ("sent", "sent")
-    assert len([r for r in caplog.records if r.name == "notifications.providers"]) == 1
+    assert len([r for r in caplog.records if r.name.startswith("notifications.providers")]) == 1
     notification.refresh_from_db()
     assert notification.attempts == 1
 
@@ -67,7 +67,7 @@ def test_a_member_without_a_phone_gets_no_sms(member):
     notification = queue(member)
 
     # when
-    status = notification_deliver(notification_id=notification.pk)
+    status = notification_deliver(notification_id=notification.pk).status
 
     # then
     notification.refresh_from_db()
@@ -83,7 +83,7 @@ def test_a_provider_error_fails_the_message_and_an_operator_can_retry(
         raise ProviderError("account suspended", permanent=True)
 
     notification = queue(member)
-    monkeypatch.setattr("notifications.providers.ConsoleProvider.send", refuse)
+    monkeypatch.setattr("notifications.providers.console.ConsoleProvider.send", refuse)
     notification_deliver(notification_id=notification.pk)
     notification.refresh_from_db()
     failed = (notification.status, notification.status_reason)

@@ -11,8 +11,8 @@ from notifications.models import Notification
 from notifications.tasks import sweep_queued_notifications
 from orders.models import Order
 from orders.services import order_record
-from rules.services import member_evaluate
-from rules.tasks import sweep_pending_orders
+from rules.services.evaluation import member_evaluate
+from rules.tasks import sweep_pending
 from tests.conftest import broker_down
 
 pytestmark = pytest.mark.django_db
@@ -33,21 +33,21 @@ def test_an_order_taken_while_the_broker_is_down_is_kept_and_swept_later(
 
     # when: the broker is back and the sweeper runs
     settings.TIERFLOW_PENDING_GRACE_SECONDS = 0
-    swept = sweep_pending_orders()
+    swept = sweep_pending()
 
-    # then
+    # then: the order, and the new member's member_joined evaluation
     order.refresh_from_db()
-    assert swept == 1
+    assert swept == 2
     assert order.is_evaluated
     assert Member.objects.get(external_id="M-1").tier.code == "silver"
-    assert sweep_pending_orders() == 0
+    assert sweep_pending() == 0
 
 
 def test_the_sweeper_leaves_orders_still_within_the_grace_period(api, seed, settings):
     with broker_down():
         api.order(external_id="SO-1")
     settings.TIERFLOW_PENDING_GRACE_SECONDS = 3600
-    assert sweep_pending_orders() == 0
+    assert sweep_pending() == 0
     assert not Order.objects.get().is_evaluated
 
 
@@ -63,7 +63,7 @@ def test_a_message_whose_delivery_could_not_be_published_is_swept_later(
         placed_at=timezone.now(),
     )
     with broker_down(), django_capture_on_commit_callbacks(execute=True):
-        member_evaluate(member_id=order.member_id, trigger="order_paid", order_id=order.pk)
+        member_evaluate(member_id=order.member_id, trigger="order_paid", subject_id=order.pk)
     notification = Notification.objects.get()
     queued = notification.status
 

@@ -1,4 +1,4 @@
-from .models import RuleFiring
+from ..models import RuleFiring
 
 
 def firing_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:

@@ -1,38 +1,23 @@
-"""Every write to coupons and the points ledger. Callers hold the member row lock."""
+"""Coupon templates and coupons. Callers that issue coupons hold the member row lock."""
 
 import secrets
 from datetime import timedelta
-from decimal import Decimal
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.upsert import upsert
 from members.models import Member
 
-from .models import Coupon, CouponTemplate, PointsEntry
+from ..models import Coupon, CouponTemplate
 
 # No 0/O or 1/I: codes are read out at the till.
 CODE_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
-def coupon_template_upsert(
-    *, code: str, name: str, min_spend: Decimal, amount_off: Decimal, valid_days: int
-) -> tuple[CouponTemplate, bool]:
-    values = {
-        "name": name,
-        "min_spend": Decimal(min_spend),
-        "amount_off": Decimal(amount_off),
-        "valid_days": valid_days,
-    }
-    template = CouponTemplate.objects.filter(code=code).first()
-    if template is not None and all(getattr(template, k) == v for k, v in values.items()):
-        return template, False
-    template = template or CouponTemplate(code=code)
-    for field, value in values.items():
-        setattr(template, field, value)
-    template.full_clean()
-    template.save()
-    return template, True
+def coupon_template_upsert(*, code: str, **values: Any) -> tuple[CouponTemplate, bool]:
+    return upsert(CouponTemplate, lookup={"code": code}, values=values)
 
 
 def coupon_issue(*, member: Member, template: CouponTemplate, firing=None) -> Coupon:
@@ -59,14 +44,16 @@ def coupon_issue(*, member: Member, template: CouponTemplate, firing=None) -> Co
     raise RuntimeError("Could not draw a unique coupon code.")
 
 
-def points_award(*, member: Member, points: int, reason: str, firing=None) -> PointsEntry:
-    if points <= 0:
-        raise ValueError("Awarded points must be positive.")
-    return PointsEntry.objects.create(
-        member=member, kind=PointsEntry.Kind.BONUS, points=points, reason=reason, firing=firing
-    )
-
-
 def _coupon_code() -> str:
     raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(12))
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def coupons_void_for_order(*, order_id: int) -> int:
+    """A refunded order takes back the unused coupons that rules issued for it."""
+    return Coupon.objects.filter(
+        firing__order_id=order_id,
+        firing__trigger="order_paid",
+        status=Coupon.Status.ISSUED,
+        expires_at__gt=timezone.now(),
+    ).update(status=Coupon.Status.VOID)

@@ -4,24 +4,30 @@ A provider's `send` returns the provider's message id, or raises ProviderError s
 whether trying again could help (transient) or not (permanent).
 """
 
-import logging
 from dataclasses import dataclass
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
 from core.pii import mask_email, mask_phone
 
-logger = logging.getLogger(__name__)
-
 
 @dataclass(frozen=True)
 class OutgoingMessage:
     notification_id: int
     channel: str
-    recipient: str
+    recipient: str  # phone, e-mail address, member id (push) or URL (webhook)
     body: str
+
+    def masked_recipient(self) -> str:
+        """For logs: personal data masked, and a URL cut to its host (it may hold a token)."""
+        if self.recipient.startswith(("http://", "https://")):
+            return urlsplit(self.recipient).netloc
+        if "@" in self.recipient:
+            return mask_email(self.recipient)
+        return mask_phone(self.recipient)
 
 
 class ProviderError(Exception):
@@ -36,26 +42,10 @@ class Provider(Protocol):
     def send(self, message: OutgoingMessage) -> str: ...
 
 
-class ConsoleProvider:
-    """Logs that a message went out, and to whom (masked); the text stays in the outbox,
-    since it carries the member's name."""
-
-    name = "console"
-
-    def send(self, message: OutgoingMessage) -> str:
-        logger.info(
-            "console %s #%s to %s (%d characters)",
-            message.channel,
-            message.notification_id,
-            mask_email(message.recipient)
-            if "@" in message.recipient
-            else mask_phone(message.recipient),
-            len(message.body),
-        )
-        return f"console-{message.notification_id}"
-
-
-PROVIDERS = {"console": "notifications.providers.ConsoleProvider"}
+PROVIDERS = {
+    "console": "notifications.providers.console.ConsoleProvider",
+    "http": "notifications.providers.webhook.WebhookProvider",
+}
 
 
 def provider_for(channel: str) -> Provider:

@@ -1,0 +1,106 @@
+import json
+
+from django.contrib import admin
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from core.admin import ReadOnlyAdmin, sees_pii
+from core.pii import redact_person
+
+from ..models import RuleFiring, RuleJob
+
+
+@admin.register(RuleFiring)
+class RuleFiringAdmin(ReadOnlyAdmin):
+    list_display = ["fired_at", "rule", "member", "trigger", "order", "rule_version"]
+    list_filter = ["rule", "trigger", "fired_at"]
+    list_select_related = ["rule", "member", "order"]
+    search_fields = ["=member__external_id", "=rule__code"]
+    date_hierarchy = "fired_at"
+    fields = [
+        "fired_at",
+        "rule",
+        "rule_version",
+        "member",
+        "trigger",
+        "order",
+        "occurrence_key",
+        "facts_seen",
+        "effects",
+    ]
+    readonly_fields = [*fields, "masked_effects"]
+
+    def get_fields(self, request, obj=None):
+        # Message texts name the member: masked for staff who may not see personal data.
+        return self.fields if sees_pii(request) else [*self.fields[:-1], "masked_effects"]
+
+    @admin.display(description=_("facts the rule saw"))
+    def facts_seen(self, firing: RuleFiring) -> str:
+        return format_html("<pre>{}</pre>", json.dumps(firing.facts, indent=2, ensure_ascii=False))
+
+    @admin.display(description=_("effects"))
+    def effects(self, firing: RuleFiring, *, masked: bool = False) -> str:
+        lines = [str(change) for change in firing.tier_changes.all()]
+        lines += [f"{coupon.code} {coupon.name}" for coupon in firing.coupons.all()]
+        lines += [str(entry) for entry in firing.points_entries.all()]
+        for message in firing.notifications.all():
+            text = redact_person(message.body, name=firing.member.name) if masked else message.body
+            lines.append(f"{message.get_channel_display()}: {text} [{message.status}]")
+        return format_html("<pre>{}</pre>", "\n".join(lines))
+
+    @admin.display(description=_("effects"))
+    def masked_effects(self, firing: RuleFiring) -> str:
+        return self.effects(firing, masked=True)
+
+
+@admin.register(RuleJob)
+class RuleJobAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "kind", "rule", "status", "progress", "created_by"]
+    list_filter = ["kind", "status"]
+    list_select_related = ["rule", "created_by"]
+    fields = [
+        "kind",
+        "rule",
+        "status",
+        "progress",
+        "days",
+        "send_notifications",
+        "outcome",
+        "error",
+        "created_by",
+        "created_at",
+        "finished_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("progress"))
+    def progress(self, job: RuleJob) -> str:
+        return format_html(
+            '<progress max="100" value="{}"></progress> {}% ({} / {})',
+            job.percent_done,
+            job.percent_done,
+            job.processed,
+            job.total,
+        )
+
+    @admin.display(description=_("result"))
+    def outcome(self, job: RuleJob) -> str:
+        if not job.result:
+            return "-"
+        labels = {
+            "fired": _("fired for members"),
+            "occurrences": _("occurrences replayed"),
+            "firings": _("would have fired"),
+            "members": _("members it would have fired for"),
+            "coupons": _("coupons"),
+            "coupon_value": _("coupon value"),
+            "points": _("points"),
+            "growth_points": _("growth points"),
+            "tier_changes": _("tier changes"),
+            "messages": _("messages"),
+            "over_budget": _("not fired: over budget"),
+        }
+        rows = [(labels[key], job.result[key]) for key in labels if key in job.result]
+        return format_html(
+            "<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows)
+        )

@@ -1,0 +1,46 @@
+"""An occurrence: what happened to a member that the rules are asked about, and the key
+that makes a firing unique for it under each firing limit."""
+
+from dataclasses import dataclass
+from datetime import date
+
+from core.models import Evaluable
+from members.models import EngagementEvent, Member
+from orders.models import Order, Refund
+
+from . import clock
+from .models import CLOCK_TRIGGERS, FiringLimit, Rule
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """What happened to the member that the rules are asked about."""
+
+    trigger: str
+    key: str  # names this happening, for rules that fire every time
+    day: date  # its business date, for rules that fire once per period
+    order: Order | None = None
+    refund: Refund | None = None
+    event: EngagementEvent | None = None
+    subject: Evaluable | None = None  # marked evaluated with the firings
+    by_job: bool = False  # an operator's "apply to existing members", not the trigger
+
+
+def occurrence_key(rule: Rule, member: Member, occurrence: Occurrence) -> str:
+    """What makes a firing unique, by the rule's firing limit."""
+    day = occurrence.day
+    if rule.firing_limit == FiringLimit.ONCE:
+        return "once"
+    if rule.firing_limit == FiringLimit.PER_DAY:
+        return f"day:{day.isoformat()}"
+    if rule.firing_limit == FiringLimit.PER_WEEK:
+        year, week, _ = day.isocalendar()
+        return f"week:{year}-W{week:02d}"
+    if rule.firing_limit == FiringLimit.PER_MONTH:
+        return f"month:{day:%Y-%m}"
+    if rule.firing_limit == FiringLimit.PER_YEAR:
+        return f"year:{day.year}"
+    if rule.trigger in CLOCK_TRIGGERS and not occurrence.by_job:
+        # Every time the clock trigger happens: once per birthday, per lapse date, …
+        return clock.occurrence_key(rule.trigger, rule.trigger_days, member, day)
+    return occurrence.key

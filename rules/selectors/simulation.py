@@ -1,0 +1,303 @@
+"""Simulate a rule, even a draft, on the last N days: replay what happened in that time
+(paid orders, refunds, engagements, new members; for clock triggers, each day) in time
+order, as if the rule had been live, and count what it would have done and cost. Nothing
+is written.
+
+Facts are taken as they stood at each moment: spend, order counts and windows from the
+orders placed by then (net of their refunds as known today), the tier from the tier
+history, points and growth points from the ledgers, engagements from the events, plus
+what the simulated rule itself gave earlier in the replay. Tags, birthdays and lapse
+dates are today's. The same fact functions as the engine's compute the values.
+"""
+
+import bisect
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from itertools import islice
+from types import SimpleNamespace
+
+from django.utils import timezone
+
+from benefits.models import GrowthEntry, PointsEntry
+from core.money import money
+from members.models import EngagementEvent, Member, TierChange
+from orders.models import Order, Refund
+
+from .. import clock, engine
+from ..facts import FACTS, FactSource, facts_compute
+from ..models import CLOCK_TRIGGERS, ActionKind, FiringLimit, Rule, RuleFiring, Trigger
+from ..occurrences import Occurrence, occurrence_key
+
+MEMBERS_PER_BATCH = 500
+
+
+@dataclass
+class Totals:
+    occurrences: int = 0
+    firings: int = 0
+    members: int = 0
+    coupons: int = 0
+    coupon_value: Decimal = Decimal(0)
+    points: int = 0
+    growth_points: int = 0
+    tier_changes: int = 0
+    messages: int = 0
+    over_budget: int = 0
+
+    def as_dict(self) -> dict:
+        data = dict(self.__dict__)
+        data["coupon_value"] = str(money(self.coupon_value))
+        return data
+
+
+@dataclass(order=True)
+class _Firing:
+    at: datetime
+    member_id: int = field(compare=False)
+    cost: dict = field(compare=False)
+
+
+def rule_simulate(
+    rule: Rule,
+    *,
+    days: int,
+    now: datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    now = now or timezone.now()
+    start = now - timedelta(days=days)
+    by_member = _occurrences(rule, start, now)
+    totals = Totals(occurrences=sum(len(items) for items in by_member.values()))
+    already = set(RuleFiring.objects.filter(rule=rule).values_list("member_id", "occurrence_key"))
+    needs = engine.fact_needs([rule])
+    firings: list[_Firing] = []
+    member_ids = sorted(by_member)
+    done = 0
+    iterator = iter(member_ids)
+    while batch := list(islice(iterator, MEMBERS_PER_BATCH)):
+        histories = _load_histories(batch, needs, now)
+        for member_id in batch:
+            firings.extend(
+                _replay(rule, histories[member_id], by_member[member_id], needs, already)
+            )
+        done += len(batch)
+        if progress:
+            progress(done, len(member_ids))
+    firings.sort()
+    allowed = len(firings) if rule.budget is None else max(rule.budget - rule.fired_count, 0)
+    totals.over_budget = max(len(firings) - allowed, 0)
+    for firing in firings[:allowed]:
+        totals.firings += 1
+        for key, value in firing.cost.items():
+            setattr(totals, key, getattr(totals, key) + value)
+    totals.members = len({firing.member_id for firing in firings[:allowed]})
+    return {"days": days, "from": start.isoformat(), "to": now.isoformat(), **totals.as_dict()}
+
+
+def _occurrences(rule: Rule, start: datetime, now: datetime) -> dict[int, list[SimpleNamespace]]:
+    """Per member, what happened in the window that the rule's trigger answers to."""
+    found: dict[int, list[SimpleNamespace]] = defaultdict(list)
+    if rule.trigger == Trigger.ORDER_PAID:
+        for order in Order.objects.filter(placed_at__gt=start, placed_at__lte=now):
+            found[order.member_id].append(_at(order.placed_at, f"order:{order.pk}", order=order))
+    elif rule.trigger == Trigger.ORDER_REFUNDED:
+        refunds = Refund.objects.filter(refunded_at__gt=start, refunded_at__lte=now).select_related(
+            "order"
+        )
+        for refund in refunds:
+            found[refund.order.member_id].append(
+                _at(refund.refunded_at, f"refund:{refund.pk}", refund=refund, order=refund.order)
+            )
+    elif rule.trigger == Trigger.ENGAGEMENT:
+        events = EngagementEvent.objects.filter(
+            occurred_at__gt=start, occurred_at__lte=now
+        ).select_related("kind")
+        if rule.engagement_kind_id:
+            events = events.filter(kind_id=rule.engagement_kind_id)
+        for event in events:
+            found[event.member_id].append(_at(event.occurred_at, f"event:{event.pk}", event=event))
+    elif rule.trigger == Trigger.MEMBER_JOINED:
+        for member_id, joined_at in Member.objects.filter(
+            joined_at__gt=start, joined_at__lte=now
+        ).values_list("pk", "joined_at"):
+            found[member_id].append(_at(joined_at, "joined"))
+    elif rule.trigger in CLOCK_TRIGGERS:
+        day, last = timezone.localdate(start) + timedelta(days=1), timezone.localdate(now)
+        while day <= last:
+            for member in clock.candidates(rule.trigger, rule.trigger_days, day):
+                key = clock.occurrence_key(rule.trigger, rule.trigger_days, member, day)
+                if key:
+                    moment = timezone.make_aware(datetime.combine(day, datetime.min.time()))
+                    found[member.pk].append(_at(moment, key))
+            day += timedelta(days=1)
+    for items in found.values():
+        items.sort(key=lambda item: item.at)
+    return found
+
+
+def _at(at: datetime, key: str, **subjects) -> SimpleNamespace:
+    return SimpleNamespace(
+        at=at,
+        key=key,
+        order=subjects.get("order"),
+        refund=subjects.get("refund"),
+        event=subjects.get("event"),
+    )
+
+
+class _History:
+    """One member's history, loaded once, answering facts as of any moment."""
+
+    def __init__(self, member: Member, orders, changes, points, growth, events) -> None:
+        self.member = member
+        self.order_times = [o.placed_at for o in orders]
+        self.order_nets = [o.amount - o.refunded_amount for o in orders]
+        self.order_counted = [o.amount == 0 or o.refunded_amount < o.amount for o in orders]
+        self.changes = changes  # (at, from tier, to tier), oldest first
+        self.points = points  # (at, points)
+        self.growth = growth
+        self.events = events  # (at, kind code)
+
+    def tier_at(self, at: datetime):
+        earlier = [change for change in self.changes if change[0] <= at]
+        if earlier:
+            return earlier[-1][2]
+        return self.changes[0][1] if self.changes else self.member.tier
+
+    def orders_between(self, after: datetime | None, until: datetime) -> tuple[Decimal, int]:
+        low = 0 if after is None else bisect.bisect_right(self.order_times, after)
+        high = bisect.bisect_right(self.order_times, until)
+        spend = sum(self.order_nets[low:high], Decimal(0))
+        return money(spend), sum(self.order_counted[low:high])
+
+    @staticmethod
+    def total(entries, until: datetime) -> int:
+        return sum(points for at, points in entries if at <= until)
+
+
+def _load_histories(member_ids: list[int], needs, now: datetime) -> dict[int, _History]:
+    members = Member.objects.select_related("tier").prefetch_related("tags").in_bulk(member_ids)
+    grouped = {
+        name: defaultdict(list) for name in ("orders", "changes", "points", "growth", "events")
+    }
+    for order in Order.objects.filter(member_id__in=member_ids, placed_at__lte=now).order_by(
+        "placed_at"
+    ):
+        grouped["orders"][order.member_id].append(order)
+    for change in (
+        TierChange.objects.filter(member_id__in=member_ids)
+        .select_related("from_tier", "to_tier")
+        .order_by("created_at")
+    ):
+        grouped["changes"][change.member_id].append(
+            (change.created_at, change.from_tier, change.to_tier)
+        )
+    sources = {f.source for f in (FACTS[need.fact] for need in needs)}
+    if any(need.fact == "points_balance" for need in needs):
+        for member_id, at, points in PointsEntry.objects.filter(
+            member_id__in=member_ids
+        ).values_list("member_id", "created_at", "points"):
+            grouped["points"][member_id].append((at, points))
+    if any(need.fact == "growth_points" for need in needs):
+        for member_id, at, points in GrowthEntry.objects.filter(
+            member_id__in=member_ids
+        ).values_list("member_id", "created_at", "points"):
+            grouped["growth"][member_id].append((at, points))
+    if "engagements" in sources:
+        for member_id, at, kind in EngagementEvent.objects.filter(
+            member_id__in=member_ids
+        ).values_list("member_id", "occurred_at", "kind__code"):
+            grouped["events"][member_id].append((at, kind))
+    return {
+        member_id: _History(members[member_id], *(grouped[name][member_id] for name in grouped))
+        for member_id in member_ids
+    }
+
+
+def _replay(rule: Rule, history: _History, occurrences, needs, already: set) -> list[_Firing]:
+    member = history.member
+    overlay = {"tier": None, "points": 0, "growth": 0, "tags": {t.code for t in member.tags.all()}}
+    firings = []
+    for item in occurrences:
+        tier = overlay["tier"] or history.tier_at(item.at)
+        spend, count = history.orders_between(None, item.at)
+        snapshot = SimpleNamespace(
+            pk=member.pk,
+            lifetime_spend=spend,
+            order_count=count,
+            tier=tier,
+            joined_at=member.joined_at,
+            birthday=member.birthday,
+            tier_expires_at=member.tier_expires_at,
+        )
+        source = FactSource(
+            member=snapshot,
+            now=item.at,
+            needs=needs,
+            order=item.order,
+            refund=item.refund,
+            event=item.event,
+        )
+        source.__dict__.update(
+            order_windows={
+                need.days: history.orders_between(item.at - timedelta(days=need.days), item.at)
+                for need in needs
+                if FACTS[need.fact].source == "orders"
+            },
+            engagement_counts={
+                (need.days, need.event_kind): sum(
+                    1
+                    for at, kind in history.events
+                    if item.at - timedelta(days=need.days) < at <= item.at
+                    and need.event_kind in (None, kind)
+                )
+                for need in needs
+                if FACTS[need.fact].source == "engagements"
+            },
+            points_balance=history.total(history.points, item.at) + overlay["points"],
+            growth_points=history.total(history.growth, item.at) + overlay["growth"],
+            tags=frozenset(overlay["tags"]),
+        )
+        if not engine.rule_evaluate(rule, facts_compute(source)).matched:
+            continue
+        occurrence = Occurrence(trigger=rule.trigger, key=item.key, day=timezone.localdate(item.at))
+        # An item's key already names its occurrence (for clock triggers, the clock's key).
+        every_time = rule.firing_limit == FiringLimit.EVERY_TIME
+        key = item.key if every_time else occurrence_key(rule, snapshot, occurrence)
+        if (member.pk, key) in already:
+            continue
+        already.add((member.pk, key))
+        firings.append(_Firing(at=item.at, member_id=member.pk, cost=_apply(rule, overlay, tier)))
+    return firings
+
+
+def _apply(rule: Rule, overlay: dict, tier) -> dict:
+    """What the rule's actions would have done, carried into later facts, and their cost."""
+    cost = defaultdict(int)
+    for action in rule.actions.all():
+        if action.kind == ActionKind.SET_TIER:
+            current = overlay["tier"] or tier
+            if current != action.tier and (
+                current is None or action.tier.rank > current.rank or action.allow_downgrade
+            ):
+                overlay["tier"] = action.tier
+                cost["tier_changes"] += 1
+        elif action.kind == ActionKind.ISSUE_COUPON:
+            cost["coupons"] += 1
+            cost["coupon_value"] += action.coupon_template.amount_off
+        elif action.kind == ActionKind.AWARD_POINTS:
+            overlay["points"] += action.points
+            cost["points"] += action.points
+        elif action.kind == ActionKind.AWARD_GROWTH_POINTS:
+            overlay["growth"] += action.points
+            cost["growth_points"] += action.points
+        elif action.kind in (ActionKind.ADD_TAG, ActionKind.REMOVE_TAG):
+            (overlay["tags"].add if action.kind == ActionKind.ADD_TAG else overlay["tags"].discard)(
+                action.tag.code
+            )
+        elif action.kind in (ActionKind.NOTIFY, ActionKind.WEBHOOK):
+            cost["messages"] += 1
+    return dict(cost)

@@ -1,0 +1,269 @@
+"""Evaluating a member: the one path by which rules take effect.
+
+Every trigger comes here with the member, what happened (an order, a refund, an
+engagement, joining, or a clock trigger on a day) and, for operators' backfill jobs, the
+rule to apply. In one transaction holding the member row lock: the base effects of what
+happened (points and growth points earned, a refund's reversals), then each live rule in
+priority order; a rule that matches records a RuleFiring, unique per (rule, member,
+occurrence), and applies its actions. The subject is marked evaluated in the same
+transaction, so a task that runs twice changes nothing the second time.
+"""
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F, Prefetch, Q
+from django.utils import timezone
+
+from benefits.models import EarningPolicy
+from benefits.services import growth as growth_services
+from benefits.services import points as points_services
+from benefits.services import reversals
+from core.models import Evaluable, mark_evaluated
+from core.queue import enqueue
+from members import services as member_services
+from members.models import EngagementEvent, Member
+from orders.models import Order, Refund
+
+from .. import clock, engine
+from ..actions import actions_apply
+from ..facts import FactSource, facts_compute
+from ..models import (
+    CLOCK_TRIGGERS,
+    Rule,
+    RuleAction,
+    RuleCondition,
+    RuleFiring,
+    RuleJob,
+    Trigger,
+)
+from ..occurrences import Occurrence, occurrence_key
+
+logger = logging.getLogger(__name__)
+
+# The subject each event-like trigger is about, and the path from it to its member.
+SUBJECTS: dict[str, tuple[type[Evaluable], str]] = {
+    Trigger.ORDER_PAID: (Order, "member_id"),
+    Trigger.ORDER_REFUNDED: (Refund, "order__member_id"),
+    Trigger.ENGAGEMENT: (EngagementEvent, "member_id"),
+    Trigger.MEMBER_JOINED: (Member, "pk"),
+}
+
+
+@dataclass
+class Evaluated:
+    fired: list[RuleFiring] = field(default_factory=list)
+    skipped: bool = False  # the subject had already been evaluated
+
+
+def rules_live(*, trigger: str, at: datetime | None = None) -> list[Rule]:
+    """Active rules for a trigger in the order they apply, with conditions and actions."""
+    at = at or timezone.now()
+    return list(
+        Rule.objects.filter(trigger=trigger, is_active=True)
+        .filter(Q(active_from__isnull=True) | Q(active_from__lte=at))
+        .filter(Q(active_until__isnull=True) | Q(active_until__gt=at))
+        .order_by("priority", "code")
+        .select_related("engagement_kind")
+        .prefetch_related(
+            Prefetch("conditions", queryset=RuleCondition.objects.select_related("event_kind")),
+            Prefetch(
+                "actions",
+                queryset=RuleAction.objects.select_related(
+                    "tier", "coupon_template", "notification_template", "tag"
+                ),
+            ),
+        )
+    )
+
+
+def member_evaluate(
+    *,
+    member_id: int,
+    trigger: str,
+    subject_id: int | None = None,
+    on_date: date | None = None,
+) -> Evaluated:
+    """Evaluate the live rules of `trigger` for one member. `subject_id` is the order,
+    refund or engagement event for those triggers; `on_date` the business day for clock
+    triggers. Safe to run twice."""
+    with transaction.atomic():
+        member = member_services.member_lock(member_id=member_id)
+        occurrence = _occurrence(trigger, member, subject_id, on_date)
+        if occurrence is None:
+            return Evaluated(skipped=True)
+        _base_effects(member, occurrence)
+        rules = [r for r in rules_live(trigger=trigger) if _rule_applies(r, member, occurrence)]
+        evaluated = _fire(member, occurrence, rules)
+        if occurrence.subject is not None:
+            mark_evaluated(type(occurrence.subject), occurrence.subject.pk)
+    if evaluated.fired:
+        codes = ", ".join(firing.rule.code for firing in evaluated.fired)
+        logger.info("member #%s %s: fired %s", member_id, trigger, codes)
+    return evaluated
+
+
+def member_apply_rule(*, member_id: int, rule: Rule, job: RuleJob) -> RuleFiring | None:
+    """Fire `rule` for a member who qualifies now, outside its trigger: an operator's
+    "apply to existing members" job. The firing limit still holds (a once-only rule the
+    member already had does not fire again)."""
+    with transaction.atomic():
+        member = member_services.member_lock(member_id=member_id)
+        occurrence = Occurrence(
+            trigger=rule.trigger, key=f"job:{job.pk}", day=timezone.localdate(), by_job=True
+        )
+        evaluated = _fire(member, occurrence, [rule], job=job)
+    return evaluated.fired[0] if evaluated.fired else None
+
+
+def _occurrence(trigger: str, member: Member, subject_id: int | None, on_date: date | None):
+    """The occurrence to evaluate, or None if its subject was already evaluated."""
+    if trigger in CLOCK_TRIGGERS:
+        return Occurrence(trigger=trigger, key=f"{trigger}:{on_date}", day=on_date)
+    if trigger == Trigger.MEMBER_JOINED:
+        if member.is_evaluated:
+            return None
+        return Occurrence(trigger, "joined", timezone.localdate(member.joined_at), subject=member)
+    model, _ = SUBJECTS[trigger]
+    subject = model.objects.get(pk=subject_id)
+    if subject.is_evaluated:
+        return None
+    if trigger == Trigger.ORDER_PAID:
+        day = timezone.localdate(subject.placed_at)
+        return Occurrence(trigger, f"order:{subject.pk}", day, order=subject, subject=subject)
+    if trigger == Trigger.ORDER_REFUNDED:
+        day = timezone.localdate(subject.refunded_at)
+        return Occurrence(
+            trigger,
+            f"refund:{subject.pk}",
+            day,
+            order=subject.order,
+            refund=subject,
+            subject=subject,
+        )
+    day = timezone.localdate(subject.occurred_at)
+    return Occurrence(trigger, f"event:{subject.pk}", day, event=subject, subject=subject)
+
+
+def _base_effects(member: Member, occurrence: Occurrence) -> None:
+    """What happens whatever the rules say: an order earns points and growth points, an
+    engagement earns growth points, a refund takes back its share."""
+    if occurrence.trigger == Trigger.ORDER_PAID:
+        policy = EarningPolicy.current()
+        points_services.order_earn_points(member=member, order=occurrence.order, policy=policy)
+        growth_services.order_earn_growth(member=member, order=occurrence.order, policy=policy)
+        # A refund evaluated before its order found nothing to reverse yet.
+        reversals.order_reversals_apply(member=member, order=occurrence.order)
+    elif occurrence.trigger == Trigger.ORDER_REFUNDED:
+        order = Order.objects.get(pk=occurrence.order.pk)  # with all refunds so far
+        reversals.order_reversals_apply(member=member, order=order)
+    elif occurrence.trigger == Trigger.ENGAGEMENT:
+        growth_services.engagement_earn_growth(member=member, event=occurrence.event)
+
+
+def _rule_applies(rule: Rule, member: Member, occurrence: Occurrence) -> bool:
+    """Whether the trigger, with the rule's own parameters, happened to this member."""
+    if rule.trigger == Trigger.ENGAGEMENT:
+        return rule.engagement_kind_id in (None, occurrence.event.kind_id)
+    if rule.trigger in CLOCK_TRIGGERS:
+        return (
+            clock.occurrence_key(rule.trigger, rule.trigger_days, member, occurrence.day)
+            is not None
+        )
+    return True
+
+
+def _fire(
+    member: Member, occurrence: Occurrence, rules: list[Rule], *, job: RuleJob | None = None
+) -> Evaluated:
+    needs = engine.fact_needs(rules)
+    source = FactSource(
+        member=member,
+        now=timezone.now(),
+        needs=needs,
+        order=occurrence.order,
+        refund=occurrence.refund,
+        event=occurrence.event,
+    )
+    facts = facts_compute(source)
+    evaluated = Evaluated()
+    for rule in rules:
+        if not engine.rule_evaluate(rule, facts).matched:
+            continue
+        firing = _firing_record(rule, member, occurrence, facts, job)
+        if firing is None:
+            continue
+        actions_apply(
+            firing=firing,
+            member=member,
+            order=occurrence.order,
+            send_notifications=job is None or job.send_notifications,
+        )
+        evaluated.fired.append(firing)
+        if rule.stop_processing:
+            break
+        # The next rule sees the tier, points and tags this one just gave.
+        source = source.after_effects()
+        facts = facts_compute(source)
+    return evaluated
+
+
+def _firing_record(rule, member, occurrence, facts, job) -> RuleFiring | None:
+    """Record the firing, or return None if this occurrence already fired or the rule's
+    budget is spent. The member lock makes the check reliable; the unique constraint
+    backs it up."""
+    key = occurrence_key(rule, member, occurrence)
+    if RuleFiring.objects.filter(rule=rule, member=member, occurrence_key=key).exists():
+        return None
+    if rule.budget is not None:
+        # A conditional update: of concurrent firings, only those within the budget win.
+        won = Rule.objects.filter(pk=rule.pk, fired_count__lt=F("budget")).update(
+            fired_count=F("fired_count") + 1
+        )
+        if not won:
+            return None
+    return RuleFiring.objects.create(
+        rule=rule,
+        member=member,
+        occurrence_key=key,
+        trigger=occurrence.trigger,
+        order=occurrence.order,
+        event=occurrence.event,
+        job=job,
+        rule_version=rule.version,
+        facts={need.label: _json(value) for need, value in facts.items()},
+    )
+
+
+def _json(value):
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, frozenset):
+        return sorted(value)
+    return str(value)
+
+
+def evaluation_enqueue(
+    *, member_id: int, trigger: str, subject_id: int | None = None, on_date: date | None = None
+) -> bool:
+    from ..tasks import evaluate  # tasks import services
+
+    return enqueue(evaluate, member_id, str(trigger), subject_id, on_date and on_date.isoformat())
+
+
+def pending_enqueue(*, older_than: timedelta, limit: int) -> int:
+    """Publish again the evaluations of subjects left pending (the broker was down, a
+    worker died): the longest-waiting first, at most `limit` of each kind."""
+    from core.models import pending_evaluation
+
+    published = 0
+    for trigger, (model, member_field) in SUBJECTS.items():
+        for subject_id, member_id in pending_evaluation(
+            model, member_field=member_field, older_than=older_than, limit=limit
+        ):
+            subject = None if trigger == Trigger.MEMBER_JOINED else subject_id
+            evaluation_enqueue(member_id=member_id, trigger=trigger, subject_id=subject)
+            published += 1
+    return published

@@ -1,0 +1,110 @@
+"""Operators' background jobs on a rule: apply it to the members who already qualify, or
+simulate it on past data. Progress is kept on the job row for the admin to show."""
+
+import logging
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from core.queue import enqueue
+
+from ..models import Rule, RuleJob
+from ..selectors.preview import members_matching
+from ..selectors.simulation import rule_simulate
+from .evaluation import member_apply_rule
+
+logger = logging.getLogger(__name__)
+Status = RuleJob.Status
+# Members an "apply" task handles before handing over to the next task: short tasks,
+# well within the broker's visibility timeout, and a job that resumes where it stopped.
+APPLY_CHUNK = 1000
+
+
+def rule_job_start(
+    *,
+    rule: Rule,
+    kind: str,
+    created_by: AbstractBaseUser | None = None,
+    send_notifications: bool = True,
+    days: int | None = None,
+) -> RuleJob:
+    if kind == RuleJob.Kind.APPLY and not rule.is_live():
+        raise ValidationError("Only an active rule can be applied to existing members.")
+    if kind == RuleJob.Kind.SIMULATE and not days:
+        raise ValidationError({"days": "Give the number of days of orders to replay."})
+    job = RuleJob.objects.create(
+        rule=rule,
+        kind=kind,
+        created_by=created_by,
+        send_notifications=send_notifications,
+        days=days if kind == RuleJob.Kind.SIMULATE else None,
+    )
+    transaction.on_commit(lambda: _continue(job.pk), robust=True)
+    return job
+
+
+def _continue(job_id: int) -> None:
+    from ..tasks import run_rule_job  # tasks import services
+
+    enqueue(run_rule_job, job_id)
+
+
+def rule_job_run(*, job_id: int) -> str:
+    """Run (a chunk of) a job. Safe to run twice: a finished job is left alone, and
+    firings are unique per member and job."""
+    if not RuleJob.objects.filter(pk=job_id, status__in=[Status.QUEUED, Status.RUNNING]).update(
+        status=Status.RUNNING
+    ):
+        return RuleJob.objects.get(pk=job_id).status
+    job = RuleJob.objects.select_related("rule").get(pk=job_id)
+    try:
+        if job.kind == RuleJob.Kind.APPLY:
+            return _apply_chunk(job)
+        result = rule_simulate(
+            job.rule, days=job.days, progress=lambda done, total: _progress(job, done, total)
+        )
+    except Exception as exc:
+        logger.exception("rule job #%s failed", job_id)
+        RuleJob.objects.filter(pk=job_id).update(
+            status=Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+        )
+        return Status.FAILED
+    return _finish(job, result)
+
+
+def _apply_chunk(job: RuleJob) -> str:
+    rule = Rule.objects.prefetch_related("conditions__event_kind", "actions").get(pk=job.rule_id)
+    candidates = members_matching(rule).members.order_by("pk")
+    if job.cursor == 0 and job.processed == 0:
+        job.total = candidates.count()
+        job.result = {"fired": 0}
+        RuleJob.objects.filter(pk=job.pk).update(total=job.total, result=job.result)
+    member_ids = list(
+        candidates.filter(pk__gt=job.cursor).values_list("pk", flat=True)[:APPLY_CHUNK]
+    )
+    fired = sum(
+        1 for member_id in member_ids if member_apply_rule(member_id=member_id, rule=rule, job=job)
+    )
+    if member_ids:
+        job.result["fired"] = job.result.get("fired", 0) + fired
+        RuleJob.objects.filter(pk=job.pk).update(
+            cursor=member_ids[-1], processed=job.processed + len(member_ids), result=job.result
+        )
+    if len(member_ids) == APPLY_CHUNK:
+        _continue(job.pk)
+        return Status.RUNNING
+    job.refresh_from_db()
+    return _finish(job, job.result)
+
+
+def _progress(job: RuleJob, done: int, total: int) -> None:
+    RuleJob.objects.filter(pk=job.pk).update(processed=done, total=total)
+
+
+def _finish(job: RuleJob, result: dict) -> str:
+    RuleJob.objects.filter(pk=job.pk).update(
+        status=Status.DONE, result=result, finished_at=timezone.now()
+    )
+    return Status.DONE
