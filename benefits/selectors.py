@@ -102,3 +102,20 @@ def points_expiring_on(*, member_id: int, day) -> int:
         for lot, left in points_lots(member_id=member_id)
         if lot.expires_at and timezone.localdate(lot.expires_at) == day
     )
+
+
+def growth_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
+    entries = GrowthEntry.objects.filter(member_id=member_id).select_related("firing__rule")
+    if before is not None:
+        entries = entries.filter(created_at__lt=before)
+    return [
+        {
+            "type": "growth_points",
+            "at": entry.created_at,
+            "kind": entry.kind,
+            "points": entry.points,
+            "reason": entry.reason,
+            "rule": entry.firing.reference if entry.firing else None,
+        }
+        for entry in entries[:limit]
+    ]

@@ -55,3 +55,19 @@ def tier_change_timeline(*, member_id: int, before=None, limit: int) -> list[dic
         }
         for change in changes[:limit]
     ]
+
+
+def engagement_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
+    events = EngagementEvent.objects.filter(member_id=member_id).select_related("kind")
+    if before is not None:
+        events = events.filter(recorded_at__lt=before)
+    return [
+        {
+            "type": "engagement",
+            "at": event.recorded_at,
+            "external_id": event.external_id,
+            "kind": event.kind.code,
+            "occurred_at": event.occurred_at,
+        }
+        for event in events.order_by("-recorded_at", "-id")[:limit]
+    ]

@@ -5,7 +5,7 @@ from django.db.models import Count, F, Q, Sum
 
 from core.money import money
 
-from .models import COUNTED, Order
+from .models import COUNTED, Order, Refund
 
 
 def member_order_windows(
@@ -38,4 +38,21 @@ def order_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
             "placed_at": order.placed_at,
         }
         for order in orders[:limit]
+    ]
+
+
+def refund_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
+    refunds = Refund.objects.filter(order__member_id=member_id).select_related("order")
+    if before is not None:
+        refunds = refunds.filter(recorded_at__lt=before)
+    return [
+        {
+            "type": "refund",
+            "at": refund.recorded_at,
+            "external_id": refund.external_id,
+            "order": refund.order.external_id,
+            "amount": refund.amount,
+            "refunded_at": refund.refunded_at,
+        }
+        for refund in refunds.order_by("-recorded_at", "-id")[:limit]
     ]

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from rest_framework import serializers
 
-from benefits.models import CouponTemplate
+from benefits.models import CouponTemplate, EarningPolicy
 from benefits.services import coupons as coupon_services
 from benefits.services import points as points_services
 from members import services as member_services
@@ -213,8 +213,9 @@ def _apply(sections: dict[str, Any]) -> LoadReport:
     }
     existing["rules"] = set(Rule.objects.values_list("code", flat=True))
     if sections["earning"] is not None:
+        existed = EarningPolicy.objects.exists()
         _, changed = points_services.earning_policy_update(**sections["earning"])
-        report.count("earning", existed=True, changed=changed)
+        report.count("earning", existed=existed, changed=changed)
     wanted_ranks = {t["code"]: t["rank"] for t in sections["tiers"]}
     moving = [
         t.code for t in Tier.objects.filter(code__in=wanted_ranks) if t.rank != wanted_ranks[t.code]

@@ -35,4 +35,9 @@ def test_demo_setup_loads_the_seed_and_prints_a_login_and_a_key():
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
     assert client.get("/api/v1/members/nobody/").status_code == 404  # authenticated
-    assert set(Rule.objects.values_list("code", flat=True)) == {"silver-at-2000", "gold-at-10000"}
+    assert set(Rule.objects.values_list("code", flat=True)) == {
+        "gold-at-10000",
+        "silver-at-2000",
+        "silver-by-growth",
+        "gold-keep-reminder",
+    }

@@ -98,7 +98,7 @@ def test_concurrent_evaluations_of_one_order_fire_once(seed):
     results = in_parallel(
         10,
         lambda i: member_evaluate(
-            member_id=recorded.member_id, trigger="order_paid", order_id=recorded.pk
+            member_id=recorded.member_id, trigger="order_paid", subject_id=recorded.pk
         ),
     )
 

@@ -63,7 +63,9 @@ def test_the_timeline_explains_each_effect_newest_first(api, seed):
         "coupon_issued",
         "tier_change",
         "rule_fired",
+        "growth_points",  # 60 for SO-2's 600, at the seed's 1 per 10 yuan
         "order",
+        "growth_points",
         "order",
     ]
     assert [entry["at"] for entry in entries] == sorted((e["at"] for e in entries), reverse=True)
@@ -72,7 +74,11 @@ def test_the_timeline_explains_each_effect_newest_first(api, seed):
         assert by_type[effect]["rule"]["code"] == "silver-at-2000"
     assert by_type["tier_change"]["from_tier"] == "regular"
     assert by_type["tier_change"]["to_tier"] == "silver"
-    assert by_type["rule_fired"]["facts"] == {"lifetime_spend": "2100.00", "tier_rank": 0}
+    assert by_type["rule_fired"]["facts"] == {
+        "lifetime_spend": "2100.00",
+        "growth_points": 210,
+        "tier_rank": 0,
+    }
     assert by_type["rule_fired"]["order"] == "SO-2"
     assert by_type["notification"]["status"] == "sent"
     assert (
@@ -82,7 +88,7 @@ def test_the_timeline_explains_each_effect_newest_first(api, seed):
 
 
 def test_the_timeline_pages_with_a_cursor(api, seed):
-    # given: 7 entries
+    # given: 9 entries (see the test above)
     api.order(external_id="SO-1", amount="1500.00")
     api.order(external_id="SO-2", amount="600.00")
 
@@ -97,8 +103,8 @@ def test_the_timeline_pages_with_a_cursor(api, seed):
             break
 
     # then
-    assert [len(page) for page in pages] == [3, 3, 1]
-    assert pages[-1] == ["order"] and pages[-2][-1] == "order"
+    assert [len(page) for page in pages] == [3, 3, 3]
+    assert pages[-1] == ["order", "growth_points", "order"]
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 500}, {"before": "soon"}, {"page": 2}])

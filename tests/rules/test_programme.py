@@ -34,7 +34,7 @@ def test_the_seed_programme_loads():
 
     # then
     assert report.changed
-    assert counts() == (3, 2, 2, 2)
+    assert counts() == (3, 3, 3, 4)
     assert list(Tier.objects.values_list("code", "rank", "discount_percent")) == [
         ("regular", 0, Decimal("2.00")),
         ("silver", 1, Decimal("5.00")),
@@ -44,8 +44,10 @@ def test_the_seed_programme_loads():
     assert silver.is_active
     assert [(c.fact, c.op, c.value) for c in silver.conditions.all()] == [
         ("lifetime_spend", "gte", "2000"),
+        ("growth_points", "gte", "500"),
         ("tier_rank", "lt", "1"),
     ]
+    assert silver.logic == "(1 or 2) and 3"
     assert [a.kind for a in silver.actions.all()] == [
         "set_tier",
         "issue_coupon",
@@ -75,21 +77,22 @@ def test_a_changed_file_updates_in_place_by_code():
     # given
     programme_load(SEED)
     silver = Rule.objects.get(code="silver-at-2000")
-    changed = SEED.replace("value: 2000}", "value: 3000}").replace(
-        "discount_percent: 5}", "discount_percent: 6}"
-    )
+    changed = SEED.replace(
+        "{fact: lifetime_spend, op: gte, value: 2000}",
+        "{fact: lifetime_spend, op: gte, value: 3000}",
+    ).replace("discount_percent: 5,", "discount_percent: 6,")
 
     # when
     report = programme_load(changed)
 
     # then
-    assert report.counts["rules"] == {"created": 0, "updated": 1, "unchanged": 1}
+    assert report.counts["rules"] == {"created": 0, "updated": 1, "unchanged": 3}
     assert report.counts["tiers"] == {"created": 0, "updated": 1, "unchanged": 2}
     silver.refresh_from_db()
     assert silver.version == 2
     assert silver.conditions.get(position=1).value == "3000"
     assert Tier.objects.get(code="silver").discount_percent == Decimal(6)
-    assert counts() == (3, 2, 2, 2)
+    assert counts() == (3, 3, 3, 4)
 
 
 def test_tiers_can_swap_ranks():
@@ -276,7 +279,7 @@ def test_the_commands_load_and_dump_files(tmp_path):
     call_command("dump_programme", str(tmp_path / "out.yaml"), stdout=StringIO())
 
     # then
-    assert "rules: 2 created" in out.getvalue()
+    assert "rules: 4 created" in out.getvalue()
     again = StringIO()
     call_command("load_programme", str(tmp_path / "out.yaml"), stdout=again)
     assert "Nothing changed." in again.getvalue()
