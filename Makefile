@@ -38,5 +38,5 @@ format: install
 # Regenerate requirements.lock after changing the pins in pyproject.toml.
 lock: install
 	$(BIN)/python -m pip install -q uv==0.13.9
-	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
 		--no-header -o requirements.lock

@@ -9,6 +9,7 @@
 """
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -68,6 +69,10 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     postgres = "postgresql" in settings.DATABASES["default"]["ENGINE"]
     if item.get_closest_marker("postgres") and not postgres:
         _unavailable("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    if item.get_closest_marker("browser") and not (
+        shutil.which("chromium") and shutil.which("chromedriver")
+    ):
+        _unavailable("needs chromium and chromedriver (Debian packages chromium, chromium-driver)")
     if item.get_closest_marker("redis"):
         url = celery_app.conf.broker_url
         if not url.startswith("redis"):
