@@ -136,8 +136,10 @@ def notification_deliver(*, notification_id: int) -> Delivery:
     notification = Notification.objects.select_related("member").get(pk=notification_id)
     recipient = _recipient(notification)
     if not recipient:
-        what = "webhook URL" if notification.channel == Channel.WEBHOOK else "address"
-        reason = f"The member has no {notification.get_channel_display()} {what}."
+        if notification.channel == Channel.WEBHOOK:
+            reason = "No webhook URL: set the rule's URL or TIERFLOW_WEBHOOK_URL."
+        else:
+            reason = f"The member has no {notification.get_channel_display()} address."
         return _finish(notification, Status.SUPPRESSED, reason=reason)
     message = OutgoingMessage(notification.pk, notification.channel, recipient, notification.body)
     provider_name = ""

@@ -13,6 +13,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from benefits.models import EarningPolicy
 from benefits.services import coupons as coupon_services
 from benefits.services import growth as growth_services
 from benefits.services import points as points_services
@@ -30,16 +31,35 @@ class Effects:
 
     order: Order | None
     send_notifications: bool
+    policy: EarningPolicy
     coupon: Any = None
     points: int = 0
     done: list[str] = field(default_factory=list)
 
 
+# The fact sources (see facts.FactSource) each kind of action changes.
+TOUCHES = {
+    ActionKind.AWARD_POINTS: "points_balance",
+    ActionKind.AWARD_GROWTH_POINTS: "growth_points",
+    ActionKind.ADD_TAG: "tags",
+    ActionKind.REMOVE_TAG: "tags",
+}
+
+
+def facts_touched(rule) -> set[str]:
+    return {TOUCHES[action.kind] for action in rule.actions.all() if action.kind in TOUCHES}
+
+
 def actions_apply(
-    *, firing: RuleFiring, member: Member, order: Order | None, send_notifications: bool = True
+    *,
+    firing: RuleFiring,
+    member: Member,
+    order: Order | None,
+    policy: EarningPolicy,
+    send_notifications: bool = True,
 ) -> Effects:
     """Apply the firing rule's actions in order."""
-    effects = Effects(order=order, send_notifications=send_notifications)
+    effects = Effects(order=order, send_notifications=send_notifications, policy=policy)
     for action in firing.rule.actions.all():
         APPLY[action.kind](action, firing, member, effects)
     return effects
@@ -67,7 +87,11 @@ def _issue_coupon(action: RuleAction, firing: RuleFiring, member: Member, effect
 
 def _award_points(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
     points_services.points_award(
-        member=member, points=action.points, reason=_reason(firing), firing=firing
+        member=member,
+        points=action.points,
+        reason=_reason(firing),
+        firing=firing,
+        policy=effects.policy,
     )
     effects.points += action.points
 
@@ -84,7 +108,7 @@ def _notify(action: RuleAction, firing: RuleFiring, member: Member, effects: Eff
         template=action.notification_template,
         channel=action.channel or action.notification_template.channel,
         context=notification_services.message_context(
-            member=member, coupon=effects.coupon, points=effects.points or None, order=effects.order
+            member=member, coupon=effects.coupon, points=effects.points, order=effects.order
         ),
         firing=firing,
         suppressed="messages were switched off for this job"

@@ -116,10 +116,10 @@ class FactSource:
     def tags(self) -> frozenset[str]:
         return frozenset(self.member.tags.values_list("code", flat=True))
 
-    def after_effects(self) -> "FactSource":
-        """A source for re-reading facts after a rule fired: actions change the member's
-        tier, points, growth points and tags, never their orders or engagements, so those
-        aggregates are kept."""
+    def after_effects(self, touched: set[str]) -> "FactSource":
+        """A source for re-reading facts after a rule fired. The tier is read from the
+        member row in memory; of the loaded sources, only those the rule's actions
+        `touched` (e.g. "points_balance") are loaded again."""
         fresh = FactSource(
             member=self.member,
             now=self.now,
@@ -128,9 +128,15 @@ class FactSource:
             refund=self.refund,
             event=self.event,
         )
-        for kept in ("order_windows", "engagement_counts"):
-            if kept in self.__dict__:
-                fresh.__dict__[kept] = self.__dict__[kept]
+        for name in (
+            "order_windows",
+            "engagement_counts",
+            "points_balance",
+            "growth_points",
+            "tags",
+        ):
+            if name in self.__dict__ and name not in touched:
+                fresh.__dict__[name] = self.__dict__[name]
         return fresh
 
 

@@ -95,8 +95,6 @@ class Rule(models.Model):
         validators=[MinValueValidator(1)],
         help_text=_("E.g. 1000 for the first 1000 members; empty: no limit."),
     )
-    # Maintained with a conditional UPDATE so that concurrent firings cannot overspend.
-    fired_count = models.PositiveIntegerField(_("fired"), default=0, editable=False)
     logic = models.CharField(
         _("condition logic"),
         max_length=200,
@@ -445,3 +443,22 @@ class RuleJob(models.Model):
         if self.status == self.Status.DONE:
             return 100
         return int(100 * self.processed / self.total) if self.total else 0
+
+
+class ClockOccurrence(models.Model):
+    """A clock trigger evaluated for a member on a business day: like an order's
+    evaluated_at, it makes running a day again a no-op, even for rules that an earlier
+    rule's effects would now make true."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    trigger = models.CharField(max_length=30, choices=Trigger.choices)
+    day = models.DateField()
+    evaluated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["member", "trigger", "day"], name="clock_once_per_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.trigger} {self.day}"

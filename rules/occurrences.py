@@ -1,15 +1,17 @@
 """An occurrence: what happened to a member that the rules are asked about, and the key
 that makes a firing unique for it under each firing limit."""
 
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from django.utils import timezone
 
 from core.models import Evaluable
 from members.models import EngagementEvent, Member
 from orders.models import Order, Refund
 
 from . import clock
-from .models import CLOCK_TRIGGERS, FiringLimit, Rule
+from .models import CLOCK_TRIGGERS, FiringLimit, Rule, RuleFiring
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class Occurrence:
     event: EngagementEvent | None = None
     subject: Evaluable | None = None  # marked evaluated with the firings
     by_job: bool = False  # an operator's "apply to existing members", not the trigger
+    # When the facts are judged: now, but the end of the day for a catch-up clock run.
+    at: datetime = field(default_factory=timezone.now)
 
 
 def occurrence_key(rule: Rule, member: Member, occurrence: Occurrence) -> str:
@@ -44,3 +48,13 @@ def occurrence_key(rule: Rule, member: Member, occurrence: Occurrence) -> str:
         # Every time the clock trigger happens: once per birthday, per lapse date, …
         return clock.occurrence_key(rule.trigger, rule.trigger_days, member, day)
     return occurrence.key
+
+
+def firing_block(rule: Rule, member: Member, key: str) -> str:
+    """Why the rule cannot fire for this occurrence, or "" if it can: the engine and the
+    admin's "test on a member" ask the same question."""
+    if RuleFiring.objects.filter(rule=rule, member=member, occurrence_key=key).exists():
+        return "already fired"
+    if rule.budget is not None and RuleFiring.objects.filter(rule=rule).count() >= rule.budget:
+        return "budget spent"
+    return ""

@@ -27,10 +27,11 @@ def order_earn_points(*, member: Member, order: Order, policy: EarningPolicy) ->
     )
 
 
-def points_award(*, member: Member, points: int, reason: str, firing=None) -> PointsEntry:
+def points_award(
+    *, member: Member, points: int, reason: str, policy: EarningPolicy, firing=None
+) -> PointsEntry:
     if points <= 0:
         raise ValueError("Awarded points must be positive.")
-    policy = EarningPolicy.current()
     entry = PointsEntry(
         member=member, kind=PointsEntry.Kind.BONUS, points=points, reason=reason, firing=firing
     )

@@ -41,7 +41,22 @@ class WebhookProvider:
             "X-Tierflow-Signature": signature(secret, timestamp, body),
         }
         try:
-            response = requests.post(message.recipient, data=body, headers=headers, timeout=TIMEOUT)
+            # Not following redirects: a 30x would be re-sent as a GET without the event.
+            response = requests.post(
+                message.recipient,
+                data=body,
+                headers=headers,
+                timeout=TIMEOUT,
+                allow_redirects=False,
+            )
+        except (
+            requests.exceptions.InvalidURL,
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+        ) as exc:
+            raise ProviderError(
+                f"The webhook URL is not valid: {type(exc).__name__}.", permanent=True
+            ) from exc
         except requests.Timeout as exc:
             raise ProviderError("The endpoint did not answer in time.", permanent=False) from exc
         except requests.RequestException as exc:
@@ -50,6 +65,13 @@ class WebhookProvider:
             ) from exc
         if 200 <= response.status_code < 300:
             return f"http-{response.status_code}"
+        if 300 <= response.status_code < 400:
+            where = response.headers.get("Location", "elsewhere")
+            raise ProviderError(
+                f"The endpoint redirected (HTTP {response.status_code}) to {where}; "
+                "configure the final URL.",
+                permanent=True,
+            )
         permanent = response.status_code < 500 and response.status_code not in RETRYABLE_STATUSES
         raise ProviderError(
             f"The endpoint answered HTTP {response.status_code}.", permanent=permanent

@@ -98,6 +98,7 @@ class RuleJobAdmin(ReadOnlyAdmin):
             "growth_points": _("growth points"),
             "tier_changes": _("tier changes"),
             "messages": _("messages"),
+            "webhooks": _("webhook calls"),
             "over_budget": _("not fired: over budget"),
         }
         rows = [(labels[key], job.result[key]) for key in labels if key in job.result]

@@ -266,7 +266,7 @@ class RuleAdmin(admin.ModelAdmin):
 
     def _job_view(self, request, rule_id, kind, form_class, title) -> HttpResponse:
         rule = self._rule(request, rule_id, change=kind == RuleJob.Kind.APPLY)
-        form = form_class(request.POST or None)
+        form = form_class(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
                 job = rule_job_start(

@@ -14,7 +14,8 @@ from orders.models import Order, Refund
 
 from .. import clock, engine
 from ..facts import FactSource, Need, facts_compute
-from ..models import CLOCK_TRIGGERS, ActionKind, Rule, RuleFiring, Trigger
+from ..models import CLOCK_TRIGGERS, ActionKind, Rule, Trigger
+from ..occurrences import Occurrence, firing_block, occurrence_key
 
 
 @dataclass
@@ -22,27 +23,41 @@ class Explanation:
     facts: list[tuple[str, Any]]
     evaluation: engine.RuleEvaluation
     actions: list[str]
-    would_fire: bool
+    would_fire: bool  # now, as the rule stands
+    would_fire_when_active: bool  # the same, for a draft once it is switched on
     notes: list[str] = field(default_factory=list)
 
 
 def rule_explain(rule: Rule, member: Member) -> Explanation:
-    notes = []
-    subjects, trigger_ok = _stand_in(rule, member, notes)
+    notes: list[str] = []
+    occurrence = _stand_in(rule, member, notes)
     needs = engine.fact_needs([rule])
-    facts = facts_compute(FactSource(member=member, now=timezone.now(), needs=needs, **subjects))
+    source = FactSource(
+        member=member,
+        now=timezone.now(),
+        needs=needs,
+        order=occurrence.order if occurrence else None,
+        refund=occurrence.refund if occurrence else None,
+        event=occurrence.event if occurrence else None,
+    )
+    facts = facts_compute(source)
     evaluation = engine.rule_evaluate(rule, facts)
-    already = _already_fired(rule, member)
-    if already:
-        notes.append(f"It already fired for this member ({already}); it fires only once.")
+    blocked = (
+        firing_block(rule, member, occurrence_key(rule, member, occurrence)) if occurrence else ""
+    )
+    if blocked == "already fired":
+        notes.append(f"It already fired for this member ({rule.get_firing_limit_display()}).")
+    elif blocked:
+        notes.append(f"Its budget of {rule.budget} firings is spent.")
+    possible = evaluation.matched and occurrence is not None and not blocked
     if not rule.is_live():
         notes.append("The rule is not active now, so it would not fire until it is.")
-    would_fire = evaluation.matched and trigger_ok and not already and rule.is_live()
     return Explanation(
         facts=[(need.label, value) for need, value in sorted(facts.items(), key=_by_label)],
         evaluation=evaluation,
         actions=[describe_action(action) for action in rule.actions.all()],
-        would_fire=would_fire,
+        would_fire=possible and rule.is_live(),
+        would_fire_when_active=possible,
         notes=notes,
     )
 
@@ -51,51 +66,48 @@ def _by_label(item: tuple[Need, Any]) -> str:
     return item[0].label
 
 
-def _stand_in(rule: Rule, member: Member, notes: list[str]) -> tuple[dict, bool]:
-    """The subject the rule is tested against, and whether its trigger holds for it."""
+def _stand_in(rule: Rule, member: Member, notes: list[str]) -> Occurrence | None:
+    """The occurrence the rule is tested against, or None if its trigger cannot happen
+    to the member now (no such order, refund or engagement; not the day)."""
+    today = timezone.localdate()
     if rule.trigger == Trigger.ORDER_PAID:
         order = Order.objects.filter(member=member).order_by("-placed_at").first()
-        notes.append(
-            f"Triggering order: the latest, {order.external_id}."
-            if order
-            else "The member has no orders."
-        )
-        return {"order": order}, order is not None
+        if order is None:
+            notes.append("The member has no orders.")
+            return None
+        notes.append(f"Triggering order: the latest, {order.external_id}.")
+        day = timezone.localdate(order.placed_at)
+        return Occurrence(rule.trigger, f"order:{order.pk}", day, order=order)
     if rule.trigger == Trigger.ORDER_REFUNDED:
         refund = Refund.objects.filter(order__member=member).select_related("order").first()
-        notes.append(
-            f"Triggering refund: the latest, {refund.external_id}."
-            if refund
-            else "The member has no refunds."
+        if refund is None:
+            notes.append("The member has no refunds.")
+            return None
+        notes.append(f"Triggering refund: the latest, {refund.external_id}.")
+        day = timezone.localdate(refund.refunded_at)
+        return Occurrence(
+            rule.trigger, f"refund:{refund.pk}", day, order=refund.order, refund=refund
         )
-        return ({"refund": refund, "order": refund.order} if refund else {}), refund is not None
     if rule.trigger == Trigger.ENGAGEMENT:
         events = member.engagements.select_related("kind")
         if rule.engagement_kind_id:
             events = events.filter(kind=rule.engagement_kind)
         event = events.first()
-        notes.append(
-            f"Triggering engagement: the latest, {event.external_id}."
-            if event
-            else "No such engagement."
+        if event is None:
+            notes.append("The member has no such engagement.")
+            return None
+        notes.append(f"Triggering engagement: the latest, {event.external_id}.")
+        return Occurrence(
+            rule.trigger, f"event:{event.pk}", timezone.localdate(event.occurred_at), event=event
         )
-        return {"event": event}, event is not None
     if rule.trigger in CLOCK_TRIGGERS:
-        today = timezone.localdate()
-        happens = clock.occurrence_key(rule.trigger, rule.trigger_days, member, today) is not None
-        if not happens:
+        if clock.occurrence_key(rule.trigger, rule.trigger_days, member, today) is None:
             notes.append(
                 f"Its trigger ({rule.get_trigger_display()}) does not happen to the member today."
             )
-        return {}, happens
-    return {}, True
-
-
-def _already_fired(rule: Rule, member: Member) -> str:
-    if rule.firing_limit != "once":
-        return ""
-    firing = RuleFiring.objects.filter(rule=rule, member=member, occurrence_key="once").first()
-    return timezone.localtime(firing.fired_at).strftime("%Y-%m-%d %H:%M") if firing else ""
+            return None
+        return Occurrence(rule.trigger, f"{rule.trigger}:{today}", today)
+    return Occurrence(rule.trigger, "joined", timezone.localdate(member.joined_at))
 
 
 def describe_action(action) -> str:

@@ -14,11 +14,12 @@ import bisect
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from itertools import islice
 from types import SimpleNamespace
 
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from benefits.models import GrowthEntry, PointsEntry
@@ -45,6 +46,7 @@ class Totals:
     growth_points: int = 0
     tier_changes: int = 0
     messages: int = 0
+    webhooks: int = 0
     over_budget: int = 0
 
     def as_dict(self) -> dict:
@@ -87,7 +89,8 @@ def rule_simulate(
         if progress:
             progress(done, len(member_ids))
     firings.sort()
-    allowed = len(firings) if rule.budget is None else max(rule.budget - rule.fired_count, 0)
+    spent = RuleFiring.objects.filter(rule=rule).count() if rule.budget is not None else 0
+    allowed = len(firings) if rule.budget is None else max(rule.budget - spent, 0)
     totals.over_budget = max(len(firings) - allowed, 0)
     for firing in firings[:allowed]:
         totals.firings += 1
@@ -125,14 +128,10 @@ def _occurrences(rule: Rule, start: datetime, now: datetime) -> dict[int, list[S
         ).values_list("pk", "joined_at"):
             found[member_id].append(_at(joined_at, "joined"))
     elif rule.trigger in CLOCK_TRIGGERS:
-        day, last = timezone.localdate(start) + timedelta(days=1), timezone.localdate(now)
-        while day <= last:
-            for member in clock.candidates(rule.trigger, rule.trigger_days, day):
-                key = clock.occurrence_key(rule.trigger, rule.trigger_days, member, day)
-                if key:
-                    moment = timezone.make_aware(datetime.combine(day, datetime.min.time()))
-                    found[member.pk].append(_at(moment, key))
-            day += timedelta(days=1)
+        first, last = timezone.localdate(start) + timedelta(days=1), timezone.localdate(now)
+        for day, member_id, key in _clock_days(rule, first, last):
+            moment = min(now, _start_of(day + timedelta(days=1)) - timedelta(microseconds=1))
+            found[member_id].append(_at(moment, key))
     for items in found.values():
         items.sort(key=lambda item: item.at)
     return found
@@ -196,15 +195,18 @@ def _load_histories(member_ids: list[int], needs, now: datetime) -> dict[int, _H
             (change.created_at, change.from_tier, change.to_tier)
         )
     sources = {f.source for f in (FACTS[need.fact] for need in needs)}
+    # A ledger entry counts from when what caused it happened (its order was placed, its
+    # engagement occurred), not from when it was written: orders are evaluated, and often
+    # posted, after they are placed.
     if any(need.fact == "points_balance" for need in needs):
-        for member_id, at, points in PointsEntry.objects.filter(
-            member_id__in=member_ids
-        ).values_list("member_id", "created_at", "points"):
+        entries = PointsEntry.objects.filter(member_id__in=member_ids)
+        for member_id, at, points in entries.values_list("member_id", _caused_at(), "points"):
             grouped["points"][member_id].append((at, points))
     if any(need.fact == "growth_points" for need in needs):
-        for member_id, at, points in GrowthEntry.objects.filter(
-            member_id__in=member_ids
-        ).values_list("member_id", "created_at", "points"):
+        entries = GrowthEntry.objects.filter(member_id__in=member_ids)
+        for member_id, at, points in entries.values_list(
+            "member_id", _caused_at(event=True), "points"
+        ):
             grouped["growth"][member_id].append((at, points))
     if "engagements" in sources:
         for member_id, at, kind in EngagementEvent.objects.filter(
@@ -298,6 +300,79 @@ def _apply(rule: Rule, overlay: dict, tier) -> dict:
             (overlay["tags"].add if action.kind == ActionKind.ADD_TAG else overlay["tags"].discard)(
                 action.tag.code
             )
-        elif action.kind in (ActionKind.NOTIFY, ActionKind.WEBHOOK):
+        elif action.kind == ActionKind.NOTIFY:
             cost["messages"] += 1
+        elif action.kind == ActionKind.WEBHOOK:
+            cost["webhooks"] += 1
     return dict(cost)
+
+
+def _caused_at(*, event: bool = False):
+    causes = [
+        "order__placed_at",
+        "firing__order__placed_at",
+        *(["event__occurred_at"] if event else []),
+        "created_at",
+    ]
+    return Coalesce(*causes)
+
+
+def _start_of(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _clock_days(rule: Rule, first: date, last: date):
+    """(day, member id, occurrence key) for each day the clock trigger happened to a
+    member in [first, last], from the history: inactivity from the orders placed by then,
+    a lapsing tier from the tier history. Birthdays, anniversaries and points lapsing are
+    read from today's data."""
+    days = rule.trigger_days
+    if rule.trigger == Trigger.INACTIVE:
+        yield from _inactive_days(first, last, days)
+    elif rule.trigger == Trigger.TIER_EXPIRING:
+        yield from _tier_lapse_days(first, last, days)
+    else:
+        day = first
+        while day <= last:
+            for member in clock.candidates(rule.trigger, days, day):
+                key = clock.occurrence_key(rule.trigger, days, member, day)
+                if key:
+                    yield day, member.pk, key
+            day += timedelta(days=1)
+
+
+def _inactive_days(first: date, last: date, days: int):
+    """Members whose last order (or, with none, their joining) was N days before the day."""
+    orders = Order.objects.filter(placed_at__lt=_start_of(last + timedelta(days=1)))
+    last_seen: dict[int, list[date]] = defaultdict(list)
+    for member_id, placed_at in orders.values_list("member_id", "placed_at"):
+        last_seen[member_id].append(timezone.localdate(placed_at))
+    joined = Member.objects.filter(joined_at__lt=_start_of(last + timedelta(days=1)))
+    for member_id, joined_at in joined.values_list("pk", "joined_at"):
+        order_days = sorted(last_seen.get(member_id, []))
+        day = first
+        while day <= last:
+            position = bisect.bisect_right(order_days, day)
+            seen = order_days[position - 1] if position else timezone.localdate(joined_at)
+            if seen == day - timedelta(days=days):
+                yield day, member_id, f"inactive:{seen}"
+            day += timedelta(days=1)
+
+
+def _tier_lapse_days(first: date, last: date, days: int):
+    """Members whose tier, as it stood on the day, lapsed N days later."""
+    changes = TierChange.objects.filter(created_at__lt=_start_of(last + timedelta(days=1)))
+    by_member: dict[int, list] = defaultdict(list)
+    for change in changes.select_related("to_tier").order_by("created_at"):
+        by_member[change.member_id].append(change)
+    for member_id, history in by_member.items():
+        for index, change in enumerate(history):
+            lapses = change.to_tier.expiry_from(change.created_at)
+            if lapses is None:
+                continue
+            day = timezone.localdate(lapses) - timedelta(days=days)
+            replaced = history[index + 1].created_at if index + 1 < len(history) else None
+            if first <= day <= last and (
+                replaced is None or replaced >= _start_of(day + timedelta(days=1))
+            ):
+                yield day, member_id, f"tier_expiring:{timezone.localdate(lapses)}"

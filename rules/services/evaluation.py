@@ -11,10 +11,10 @@ transaction, so a task that runs twice changes nothing the second time.
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.db import transaction
-from django.db.models import F, Prefetch, Q
+from django.db.models import Prefetch, Q
 from django.utils import timezone
 
 from benefits.models import EarningPolicy
@@ -28,10 +28,11 @@ from members.models import EngagementEvent, Member
 from orders.models import Order, Refund
 
 from .. import clock, engine
-from ..actions import actions_apply
+from ..actions import actions_apply, facts_touched
 from ..facts import FactSource, facts_compute
 from ..models import (
     CLOCK_TRIGGERS,
+    ClockOccurrence,
     Rule,
     RuleAction,
     RuleCondition,
@@ -39,7 +40,7 @@ from ..models import (
     RuleJob,
     Trigger,
 )
-from ..occurrences import Occurrence, occurrence_key
+from ..occurrences import Occurrence, firing_block, occurrence_key
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +95,15 @@ def member_evaluate(
         occurrence = _occurrence(trigger, member, subject_id, on_date)
         if occurrence is None:
             return Evaluated(skipped=True)
-        _base_effects(member, occurrence)
-        rules = [r for r in rules_live(trigger=trigger) if _rule_applies(r, member, occurrence)]
-        evaluated = _fire(member, occurrence, rules)
+        policy = EarningPolicy.current()
+        _base_effects(member, occurrence, policy)
+        rules = rules_live(trigger=trigger, at=occurrence.at)
+        applicable = [rule for rule in rules if _rule_applies(rule, member, occurrence)]
+        evaluated = _fire(member, occurrence, applicable, policy)
+        if trigger == Trigger.ORDER_PAID:
+            # A refund evaluated before its order found nothing to take back yet: take back
+            # now its share of what the order and its rules just gave.
+            reversals.order_reversals_apply(member=member, order=occurrence.order)
         if occurrence.subject is not None:
             mark_evaluated(type(occurrence.subject), occurrence.subject.pk)
     if evaluated.fired:
@@ -114,14 +121,25 @@ def member_apply_rule(*, member_id: int, rule: Rule, job: RuleJob) -> RuleFiring
         occurrence = Occurrence(
             trigger=rule.trigger, key=f"job:{job.pk}", day=timezone.localdate(), by_job=True
         )
-        evaluated = _fire(member, occurrence, [rule], job=job)
+        if not rule.is_live():
+            return None
+        evaluated = _fire(member, occurrence, [rule], EarningPolicy.current(), job=job)
     return evaluated.fired[0] if evaluated.fired else None
 
 
 def _occurrence(trigger: str, member: Member, subject_id: int | None, on_date: date | None):
     """The occurrence to evaluate, or None if its subject was already evaluated."""
     if trigger in CLOCK_TRIGGERS:
-        return Occurrence(trigger=trigger, key=f"{trigger}:{on_date}", day=on_date)
+        # Once per member, trigger and day (the member row lock makes the check reliable).
+        _, created = ClockOccurrence.objects.get_or_create(
+            member=member, trigger=trigger, day=on_date
+        )
+        if not created:
+            return None
+        # A catch-up run for a past day judges the facts as they stood at that day's end.
+        end_of_day = timezone.make_aware(datetime.combine(on_date + timedelta(days=1), time.min))
+        at = min(timezone.now(), end_of_day - timedelta(microseconds=1))
+        return Occurrence(trigger=trigger, key=f"{trigger}:{on_date}", day=on_date, at=at)
     if trigger == Trigger.MEMBER_JOINED:
         if member.is_evaluated:
             return None
@@ -147,15 +165,12 @@ def _occurrence(trigger: str, member: Member, subject_id: int | None, on_date: d
     return Occurrence(trigger, f"event:{subject.pk}", day, event=subject, subject=subject)
 
 
-def _base_effects(member: Member, occurrence: Occurrence) -> None:
+def _base_effects(member: Member, occurrence: Occurrence, policy: EarningPolicy) -> None:
     """What happens whatever the rules say: an order earns points and growth points, an
     engagement earns growth points, a refund takes back its share."""
     if occurrence.trigger == Trigger.ORDER_PAID:
-        policy = EarningPolicy.current()
         points_services.order_earn_points(member=member, order=occurrence.order, policy=policy)
         growth_services.order_earn_growth(member=member, order=occurrence.order, policy=policy)
-        # A refund evaluated before its order found nothing to reverse yet.
-        reversals.order_reversals_apply(member=member, order=occurrence.order)
     elif occurrence.trigger == Trigger.ORDER_REFUNDED:
         order = Order.objects.get(pk=occurrence.order.pk)  # with all refunds so far
         reversals.order_reversals_apply(member=member, order=order)
@@ -176,12 +191,17 @@ def _rule_applies(rule: Rule, member: Member, occurrence: Occurrence) -> bool:
 
 
 def _fire(
-    member: Member, occurrence: Occurrence, rules: list[Rule], *, job: RuleJob | None = None
+    member: Member,
+    occurrence: Occurrence,
+    rules: list[Rule],
+    policy: EarningPolicy,
+    *,
+    job: RuleJob | None = None,
 ) -> Evaluated:
     needs = engine.fact_needs(rules)
     source = FactSource(
         member=member,
-        now=timezone.now(),
+        now=occurrence.at,
         needs=needs,
         order=occurrence.order,
         refund=occurrence.refund,
@@ -199,13 +219,14 @@ def _fire(
             firing=firing,
             member=member,
             order=occurrence.order,
+            policy=policy,
             send_notifications=job is None or job.send_notifications,
         )
         evaluated.fired.append(firing)
         if rule.stop_processing:
             break
         # The next rule sees the tier, points and tags this one just gave.
-        source = source.after_effects()
+        source = source.after_effects(facts_touched(rule))
         facts = facts_compute(source)
     return evaluated
 
@@ -215,15 +236,12 @@ def _firing_record(rule, member, occurrence, facts, job) -> RuleFiring | None:
     budget is spent. The member lock makes the check reliable; the unique constraint
     backs it up."""
     key = occurrence_key(rule, member, occurrence)
-    if RuleFiring.objects.filter(rule=rule, member=member, occurrence_key=key).exists():
-        return None
     if rule.budget is not None:
-        # A conditional update: of concurrent firings, only those within the budget win.
-        won = Rule.objects.filter(pk=rule.pk, fired_count__lt=F("budget")).update(
-            fired_count=F("fired_count") + 1
-        )
-        if not won:
-            return None
+        # The rule row lock (taken after the member's, as always) queues concurrent firings
+        # of a budgeted rule, so its count of firings cannot be overtaken.
+        Rule.objects.select_for_update().filter(pk=rule.pk).exists()
+    if firing_block(rule, member, key):
+        return None
     return RuleFiring.objects.create(
         rule=rule,
         member=member,

@@ -32,6 +32,12 @@ def rule_job_start(
 ) -> RuleJob:
     if kind == RuleJob.Kind.APPLY and not rule.is_live():
         raise ValidationError("Only an active rule can be applied to existing members.")
+    if kind == RuleJob.Kind.APPLY and (unchecked := members_matching(rule).unchecked):
+        numbers = ", ".join(map(str, unchecked))
+        raise ValidationError(
+            f"Condition(s) {numbers} are about the triggering event (its amount or kind); "
+            "outside the event they cannot hold, so applying this rule would fire nothing."
+        )
     if kind == RuleJob.Kind.SIMULATE and not days:
         raise ValidationError({"days": "Give the number of days of orders to replay."})
     job = RuleJob.objects.create(
@@ -96,6 +102,8 @@ def _apply_chunk(job: RuleJob) -> str:
         _continue(job.pk)
         return Status.RUNNING
     job.refresh_from_db()
+    # Members the job fired for may since have stopped matching the candidates' query.
+    RuleJob.objects.filter(pk=job.pk).update(processed=job.total)
     return _finish(job, job.result)
 
 

@@ -66,6 +66,8 @@ def rule_upsert(
     for name in RULE_FIELDS:
         setattr(rule, name, fields.get(name, Rule._meta.get_field(name).get_default()))
     rule.version += 1
+    if rule.is_active and not actions:
+        raise ValidationError({"is_active": "An active rule needs at least one action."})
     rule.full_clean()
     rule.save()
     rule.conditions.all().delete()
