@@ -427,6 +427,7 @@ def test_an_operator_builds_previews_simulates_and_switches_on_the_seed_programm
         "growth points": "0",
         "tier changes": "1",
         "messages": "1",
+        "webhook calls": "0",
         "not fired: over budget": "0",
     }
     job = RuleJob.objects.get(rule=silver_rule)
