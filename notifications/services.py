@@ -12,6 +12,7 @@ import logging
 import random
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -38,6 +39,15 @@ def notification_template_upsert(
     return upsert(NotificationTemplate, lookup={"code": code}, values=values)
 
 
+def amount_text(amount: Decimal) -> str:
+    """Money as a shopper reads it in a message: 500, not 500.00; 12.50 stays 12.50."""
+    return (
+        str(amount.quantize(Decimal(1)))
+        if amount == amount.to_integral_value()
+        else f"{amount:.2f}"
+    )
+
+
 def message_context(*, member: Member, coupon=None, points: int | None = None, order=None) -> dict:
     """The plain values a template may read (see rendering.VARIABLES)."""
     tier = member.tier
@@ -54,12 +64,12 @@ def message_context(*, member: Member, coupon=None, points: int | None = None, o
         and {
             "code": coupon.code,
             "name": coupon.name,
-            "min_spend": coupon.min_spend,
-            "amount_off": coupon.amount_off,
+            "min_spend": amount_text(coupon.min_spend),
+            "amount_off": amount_text(coupon.amount_off),
             "expires_at": timezone.localtime(coupon.expires_at),
         },
         "points": points,
-        "order": order and {"external_id": order.external_id, "amount": order.amount},
+        "order": order and {"external_id": order.external_id, "amount": amount_text(order.amount)},
     }
 
 

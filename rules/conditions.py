@@ -144,11 +144,30 @@ def validate(
     return errors
 
 
-def _codes_in_database(kind: str, codes: set[str]) -> set[str]:
+def _code_model(kind: str):
     from members.models import EngagementKind, Tag, Tier
 
-    model = {TIER: Tier, TAGS: Tag, KIND: EngagementKind}[kind]
-    return set(model.objects.filter(code__in=codes).values_list("code", flat=True))
+    return {TIER: Tier, TAGS: Tag, KIND: EngagementKind}[kind]
+
+
+def _codes_in_database(kind: str, codes: set[str]) -> set[str]:
+    return set(_code_model(kind).objects.filter(code__in=codes).values_list("code", flat=True))
+
+
+def codes_from_names(fact: str, op: str, text: str) -> str:
+    """Operators see tiers, tags and engagement kinds by name (金卡会员); conditions hold
+    their codes (gold). Names typed as values become codes."""
+    definition = FACTS.get(fact)
+    if definition is None or definition.kind not in CODE_KINDS:
+        return text
+    parts = [part.strip() for part in SEPARATOR_RE.split(str(text)) if part.strip()]
+    by_name = dict(
+        _code_model(definition.kind).objects.filter(name__in=parts).values_list("name", "code")
+    )
+    codes = _codes_in_database(definition.kind, set(parts))
+    return normalize_value(
+        op, ", ".join(part if part in codes else by_name.get(part, part) for part in parts)
+    )
 
 
 def evaluate(actual: Any, op: str, parsed: Any) -> bool:

@@ -157,7 +157,10 @@ class RuleCondition(models.Model):
     value = models.CharField(
         _("value"),
         max_length=200,
-        help_text=_("One value; a comma-separated list for 'in'; 'low, high' for 'between'."),
+        help_text=_(
+            "One value; a comma-separated list for 'is one of'; 'low, high' for 'between'. "
+            "Tiers, tags and engagement kinds by code or name."
+        ),
     )
     event_kind = models.ForeignKey(
         EngagementKind,
@@ -188,6 +191,7 @@ class RuleCondition(models.Model):
         return f"{self.position}. {conditions.describe(self.fact, self.op, self.value, self.days)}"
 
     def clean(self) -> None:
+        self.value = conditions.codes_from_names(self.fact, self.op, self.value)
         self.value = conditions.normalize_value(self.op, self.value)
         errors = conditions.validate(
             self.fact, self.op, self.value, self.days, has_event_kind=self.event_kind_id is not None
@@ -286,13 +290,19 @@ class RuleAction(models.Model):
 
     def clean(self) -> None:
         required = self.REQUIRED_FIELDS.get(self.kind)
-        # Targets that belong to other kinds are cleared, so a row says only what it does.
+        errors = {}
+        # A target another kind of action uses is a mistake: say so rather than drop it.
         for field in set(self.REQUIRED_FIELDS.values()) - {required}:
-            setattr(self, field, "" if field == "webhook_url" else None)
-        if self.kind != ActionKind.SET_TIER:
-            self.allow_downgrade = False
-        if self.kind != ActionKind.NOTIFY:
-            self.channel = ""
+            if self.serializable_value(field):
+                errors[field] = _("'%(kind)s' does not use this; clear it.") % {
+                    "kind": self.get_kind_display()
+                }
+        if self.allow_downgrade and self.kind != ActionKind.SET_TIER:
+            errors["allow_downgrade"] = _("Only 'set tier' can move a member down.")
+        if self.channel and self.kind != ActionKind.NOTIFY:
+            errors["channel"] = _("Only 'send message' has a channel.")
+        if errors:
+            raise ValidationError(errors)
         if required and not self.serializable_value(required):
             field = self._meta.get_field(required)
             raise ValidationError(
@@ -410,7 +420,7 @@ class RuleJob(models.Model):
     rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="jobs")
     send_notifications = models.BooleanField(_("send messages"), default=True)
     days = models.PositiveIntegerField(
-        _("days of orders"),
+        _("days replayed"),
         null=True,
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],

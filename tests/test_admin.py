@@ -2,7 +2,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
-from members.models import Member
+from members.models import Member, Tier
 from orders.models import Order
 from rules.models import Rule
 
@@ -187,3 +187,65 @@ def test_orders_cannot_be_deleted(admin_client, member_with_history):
     )
     assert response.status_code == 403
     assert Order.objects.filter(pk=order.pk).exists()
+
+
+def test_rows_left_without_a_number_take_the_next_ones(admin_client, seed):
+    # when: the second condition and the action have no number
+    response = admin_client.post(
+        reverse("admin:rules_rule_add"),
+        rule_form(**{"conditions-1-position": "", "actions-0-position": "", "logic": ""}),
+    )
+
+    # then
+    assert response.status_code == 302
+    rule = Rule.objects.get(code="big-spender")
+    assert list(rule.conditions.values_list("position", "fact")) == [
+        (1, "lifetime_spend"),
+        (2, "orders_in_days"),
+    ]
+    assert list(rule.actions.values_list("position", flat=True)) == [1]
+
+
+def test_a_new_rule_opens_on_its_own_page_where_its_tools_are(admin_client, seed):
+    response = admin_client.post(reverse("admin:rules_rule_add"), rule_form())
+    rule = Rule.objects.get(code="big-spender")
+    assert response["Location"] == reverse("admin:rules_rule_change", args=[rule.pk])
+
+
+def test_a_tier_may_be_named_by_its_name_in_a_condition(admin_client, seed):
+    # when
+    response = admin_client.post(
+        reverse("admin:rules_rule_add"),
+        rule_form(
+            **{
+                "conditions-0-fact": "tier",
+                "conditions-0-op": "in",
+                "conditions-0-value": "银卡会员, gold",
+            }
+        ),
+    )
+
+    # then
+    assert response.status_code == 302
+    assert Rule.objects.get(code="big-spender").conditions.get(position=1).value == "silver, gold"
+
+
+def test_a_target_another_action_uses_is_refused_not_dropped(admin_client, seed):
+    # when: "award points" with a tier picked as well
+    tier = Tier.objects.get(code="gold")
+    response = admin_client.post(
+        reverse("admin:rules_rule_add"), rule_form(**{"actions-0-tier": tier.pk})
+    )
+
+    # then
+    assert response.status_code == 200
+    assert "does not use this; clear it." in response.content.decode()
+    assert not Rule.objects.filter(code="big-spender").exists()
+
+
+def test_an_active_rule_needs_an_action(admin_client, seed):
+    response = admin_client.post(
+        reverse("admin:rules_rule_add"), rule_form(**{"actions-TOTAL_FORMS": "0"})
+    )
+    assert response.status_code == 200
+    assert "An active rule needs at least one action." in response.content.decode()

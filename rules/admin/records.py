@@ -1,6 +1,7 @@
 import json
 
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
@@ -60,7 +61,7 @@ class RuleJobAdmin(ReadOnlyAdmin):
     list_select_related = ["rule", "created_by"]
     fields = [
         "kind",
-        "rule",
+        "rule_link",
         "status",
         "progress",
         "days",
@@ -72,6 +73,15 @@ class RuleJobAdmin(ReadOnlyAdmin):
         "finished_at",
     ]
     readonly_fields = fields
+
+    def get_fields(self, request, obj=None):
+        unused = "send_notifications" if obj and obj.kind == RuleJob.Kind.SIMULATE else "days"
+        return [name for name in self.fields if name != unused]
+
+    @admin.display(description=_("rule"))
+    def rule_link(self, job: RuleJob) -> str:
+        url = reverse("admin:rules_rule_change", args=[job.rule_id])
+        return format_html('<a href="{}">{}</a>', url, job.rule)
 
     @admin.display(description=_("progress"))
     def progress(self, job: RuleJob) -> str:
@@ -102,6 +112,14 @@ class RuleJobAdmin(ReadOnlyAdmin):
             "over_budget": _("not fired: over budget"),
         }
         rows = [(labels[key], job.result[key]) for key in labels if key in job.result]
-        return format_html(
+        table = format_html(
             "<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows)
         )
+        if job.kind != RuleJob.Kind.SIMULATE:
+            return table
+        note = _(
+            "A simulation replays the past as it happened: a member counts when an order, an "
+            "engagement or a day of theirs met the conditions at the time. Preview counts "
+            "who meets them today, so the two numbers can differ."
+        )
+        return format_html('{}<p class="help">{}</p>', table, note)

@@ -30,6 +30,11 @@ PREVIEW_SAMPLE = 20
 
 
 class RowForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["position"].required = False
+        self.fields["position"].help_text = _("Empty: the next number.")
+
     def validate_unique(self) -> None:
         pass  # the rule is saved as a whole; the formset checks numbers are unique among rows
 
@@ -45,14 +50,33 @@ class NumberedFormSet(BaseInlineFormSet):
             if form.is_valid() and form.cleaned_data and not form.cleaned_data.get("DELETE")
         ]
 
+    def clean(self) -> None:
+        super().clean()
+        # Rows left without a number take the next ones, in the order they are shown.
+        rows = self.rows()
+        given = [row["position"] for row in rows if row.get("position")]
+        following = max(given, default=0) + 1
+        for row in rows:
+            if not row.get("position"):
+                row["position"] = following
+                following += 1
+
 
 class ConditionFormSet(NumberedFormSet):
     def clean(self) -> None:
-        super().clean()
+        super().clean()  # numbers the rows first
         # The logic line is on the rule form; the formset sees the raw POST of both.
         problem = logic.check(self.data.get("logic", ""), {row["position"] for row in self.rows()})
         if problem:
             raise ValidationError(problem)
+
+
+class ActionFormSet(NumberedFormSet):
+    def clean(self) -> None:
+        super().clean()
+        # The rule's own form is on the same page; the formset sees the raw POST of both.
+        if self.data.get("is_active") and not self.rows():
+            raise ValidationError(_("An active rule needs at least one action."))
 
 
 class ConditionInline(admin.TabularInline):
@@ -66,8 +90,12 @@ class ConditionInline(admin.TabularInline):
 class ActionInline(admin.TabularInline):
     model = RuleAction
     form = RowForm
-    formset = NumberedFormSet
+    formset = ActionFormSet
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    class Media:
+        js = ["rules/rule_actions.js"]
+
     fields = [
         "position",
         "kind",
@@ -159,7 +187,16 @@ class RuleAdmin(admin.ModelAdmin):
             },
         ),
         (_("How often"), {"fields": ["priority", "firing_limit", "budget", "stop_processing"]}),
-        (_("Conditions"), {"fields": ["logic"]}),
+        (
+            _("Condition logic"),
+            {
+                "fields": ["logic"],
+                "description": _(
+                    "The numbered conditions are listed below. Leave the logic empty when "
+                    "all must hold; otherwise combine their numbers, e.g. (1 or 2) and 3."
+                ),
+            },
+        ),
     ]
 
     def get_queryset(self, request):
@@ -171,6 +208,17 @@ class RuleAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return ["code", "version"] if obj else ["version"]
+
+    def response_add(self, request, obj, post_url_continue=None):
+        # A new rule opens on its own page, where Preview, Test and Simulate are.
+        if "_addanother" in request.POST or "_popup" in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        self.message_user(
+            request,
+            _("Saved. Preview, test and simulate it from here, then switch it on."),
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:rules_rule_change", args=[obj.pk]))
 
     def save_model(self, request, obj, form, change) -> None:
         pass  # saved with its conditions and actions in save_related, as one change

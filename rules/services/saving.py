@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from .. import logic, tree
-from ..conditions import normalize_value
+from ..conditions import codes_from_names, normalize_value
 from ..models import Rule, RuleAction, RuleCondition, RuleRevision
 
 RULE_FIELDS = (
@@ -55,7 +55,7 @@ def rule_upsert(
     if problem := logic.check(fields.get("logic", ""), {c["position"] for c in conditions}):
         raise ValidationError({"logic": problem})
     conditions, fields["logic"] = tree.canonical(
-        [{**c, "value": normalize_value(c["op"], c["value"])} for c in conditions],
+        [{**c, "value": _value(c)} for c in conditions],
         fields.get("logic", ""),
     )
     rule = Rule.objects.filter(code=code).first()
@@ -91,6 +91,12 @@ def rule_upsert(
         after=rule_snapshot(rule),
     )
     return rule, True
+
+
+def _value(condition: dict) -> str:
+    """The value as stored: names of tiers, tags and kinds as their codes, lists as "a, b"."""
+    value = codes_from_names(condition["fact"], condition["op"], condition["value"])
+    return normalize_value(condition["op"], value)
 
 
 def rule_snapshot(rule: Rule) -> dict:

@@ -479,5 +479,5 @@ def test_an_operator_builds_previews_simulates_and_switches_on_the_seed_programm
     )
     reminder_sms = Notification.objects.get(member=gold)
     assert reminder_sms.body.startswith(
-        "尊敬的会员M-GOLD，您的金卡会员资格将于15天后到期。为您奉上满500.00减100.00保级券一张"
+        "尊敬的会员M-GOLD，您的金卡会员资格将于15天后到期。为您奉上满500减100保级券一张"
     )

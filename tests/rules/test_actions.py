@@ -247,7 +247,7 @@ def test_notify_renders_the_template_with_what_the_rule_just_did():
 
     # then
     notification = Notification.objects.get(member=member)
-    assert notification.body == "王先生升级为银卡会员(9.5折)，满300.00减50.00，500积分，订单SO-1"
+    assert notification.body == "王先生升级为银卡会员(9.5折)，满300减50，500积分，订单SO-1"
     assert (notification.channel, notification.status) == ("sms", "queued")
     assert (notification.template, notification.firing) == (template, firing)
 
