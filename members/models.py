@@ -50,7 +50,7 @@ class Tier(models.Model):
         help_text=_("0 is the tier every new member starts on."),
     )
     discount_percent = models.DecimalField(
-        _("discount (% off)"),
+        _("discount (percent off)"),
         max_digits=5,
         decimal_places=2,
         default=Decimal(0),

@@ -46,13 +46,14 @@ TOUCHES = {
 }
 
 
-def facts_touched(rule) -> set[str]:
-    return {TOUCHES[action.kind] for action in rule.actions.all() if action.kind in TOUCHES}
+def facts_touched(actions: list[RuleAction]) -> set[str]:
+    return {TOUCHES[action.kind] for action in actions if action.kind in TOUCHES}
 
 
 def actions_apply(
     *,
     firing: RuleFiring,
+    actions: list[RuleAction],
     member: Member,
     order: Order | None,
     policy: EarningPolicy,
@@ -60,7 +61,7 @@ def actions_apply(
 ) -> Effects:
     """Apply the firing rule's actions in order."""
     effects = Effects(order=order, send_notifications=send_notifications, policy=policy)
-    for action in firing.rule.actions.all():
+    for action in actions:
         APPLY[action.kind](action, firing, member, effects)
     return effects
 

@@ -8,6 +8,7 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .facts import COUNT, FACTS, KIND, MONEY, TAGS, TIER
@@ -46,12 +47,14 @@ def parse_value(kind: str, op: str, text: str) -> Any:
         parts = [part.strip() for part in SEPARATOR_RE.split(str(text)) if part.strip()]
         values = tuple(_parse_scalar(kind, part) for part in parts)
         if not values:
-            raise ValueError("Give at least one value, separated by commas.")
+            raise ValueError(gettext("Give at least one value, separated by commas."))
         if op == "between":
             if len(values) != 2:
-                raise ValueError("Give two values for 'between': low, high.")
+                raise ValueError(gettext("Give two values for 'between': low, high."))
             if values[0] > values[1]:
-                raise ValueError("For 'between', the first value must not exceed the second.")
+                raise ValueError(
+                    gettext("For 'between', the first value must not exceed the second.")
+                )
         return values
     return _parse_scalar(kind, str(text).strip())
 
@@ -65,33 +68,37 @@ def normalize_value(op: str, text: str) -> str:
 
 def _parse_scalar(kind: str, text: str) -> Any:
     if not text:
-        raise ValueError("Enter a value.")
+        raise ValueError(gettext("Enter a value."))
     if kind == MONEY:
         try:
             value = Decimal(text)
         except InvalidOperation:
-            raise ValueError(f"'{text}' is not an amount of money.") from None
+            raise ValueError(
+                gettext("'%(text)s' is not an amount of money.") % {"text": text}
+            ) from None
         if not value.is_finite():
-            raise ValueError(f"'{text}' is not an amount of money.")
+            raise ValueError(gettext("'%(text)s' is not an amount of money.") % {"text": text})
         return value
     if kind == COUNT:
         try:
             return int(text)
         except ValueError:
-            raise ValueError(f"'{text}' is not a whole number.") from None
+            raise ValueError(
+                gettext("'%(text)s' is not a whole number.") % {"text": text}
+            ) from None
     return text
 
 
 # Which values each kind of code-valued fact takes, and how operators should read them.
 CODE_KINDS = {
     TIER: (
-        "tier",
-        "Tiers are compared with =, ≠, 'is one of' or 'is none of'; for ≥ use the tier rank.",
+        _("tier"),
+        _("Tiers are compared with =, ≠, 'is one of' or 'is none of'; for ≥ use the tier rank."),
     ),
-    TAGS: ("tag", "Tags are tested with 'is one of' (has any of them) or 'is none of'."),
+    TAGS: (_("tag"), _("Tags are tested with 'is one of' (has any of them) or 'is none of'.")),
     KIND: (
-        "engagement kind",
-        "Engagement kinds are compared with =, ≠, 'is one of' or 'is none of'.",
+        _("engagement kind"),
+        _("Engagement kinds are compared with =, ≠, 'is one of' or 'is none of'."),
     ),
 }
 ALLOWED_OPERATORS = {
@@ -115,18 +122,19 @@ def validate(
     own), else against the database."""
     definition = FACTS.get(fact)
     if definition is None:
-        return {"fact": f"Unknown fact '{fact}'."}
+        return {"fact": gettext("Unknown fact '%(fact)s'.") % {"fact": fact}}
     errors = {}
+    label = {"fact": definition.label}
     if op not in OPERATORS:
-        errors["op"] = f"Unknown operator '{op}'."
+        errors["op"] = gettext("Unknown operator '%(op)s'.") % {"op": op}
     elif definition.kind in ALLOWED_OPERATORS and op not in ALLOWED_OPERATORS[definition.kind]:
         errors["op"] = CODE_KINDS[definition.kind][1]
     if definition.windowed and not days:
-        errors["days"] = f"'{definition.label}' needs the number of days to look back."
+        errors["days"] = gettext("'%(fact)s' needs the number of days to look back.") % label
     elif not definition.windowed and days:
-        errors["days"] = f"'{definition.label}' does not look back over days; leave it empty."
+        errors["days"] = gettext("'%(fact)s' does not look back over days; leave it empty.") % label
     if has_event_kind and not definition.takes_event_kind:
-        errors["event_kind"] = f"'{definition.label}' is not counted by engagement kind."
+        errors["event_kind"] = gettext("'%(fact)s' is not counted by engagement kind.") % label
     if "op" not in errors:
         try:
             parsed = parse_value(definition.kind, op, value)
@@ -140,7 +148,10 @@ def validate(
                     known = _codes_in_database(definition.kind, codes)
                 if missing := sorted(codes - known):
                     what = CODE_KINDS[definition.kind][0]
-                    errors["value"] = f"Unknown {what} code: {', '.join(missing)}."
+                    errors["value"] = gettext("Unknown %(what)s code: %(codes)s.") % {
+                        "what": what,
+                        "codes": ", ".join(missing),
+                    }
     return errors
 
 
@@ -186,7 +197,7 @@ def describe(
     definition = FACTS.get(fact)
     label = str(definition.label) if definition else fact
     if days:
-        label = label.replace("N days", f"{days} days")
+        label = label.replace("N", str(days), 1)  # "spend in the last N days", "最近N天消费"
     if event_kind:
         label = f"{label} ({event_kind})"
     return f"{label} {dict(OPERATOR_CHOICES).get(op, op)} {value}"

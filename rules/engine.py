@@ -11,10 +11,19 @@ from .models import Rule, RuleCondition
 
 @dataclass(frozen=True)
 class ConditionResult:
-    number: int
-    description: str
+    condition: RuleCondition
     actual: Any
     passed: bool
+
+    @property
+    def number(self) -> int:
+        return self.condition.position
+
+    @property
+    def description(self) -> str:
+        """For people (the admin's "test on a member"); not needed to evaluate."""
+        c = self.condition
+        return conditions.describe(c.fact, c.op, c.value, c.days, condition_need(c).event_kind)
 
 
 @dataclass(frozen=True)
@@ -37,21 +46,25 @@ def fact_needs(rules: list[Rule]) -> set[Need]:
 def rule_evaluate(rule: Rule, facts: dict[Need, Any]) -> RuleEvaluation:
     results = []
     for condition in rule.conditions.all():
-        need = condition_need(condition)
-        actual = facts[need]
-        parsed = conditions.parse_value(FACTS[condition.fact].kind, condition.op, condition.value)
-        results.append(
-            ConditionResult(
-                number=condition.position,
-                description=conditions.describe(
-                    condition.fact, condition.op, condition.value, condition.days, need.event_kind
-                ),
-                actual=actual,
-                passed=conditions.evaluate(actual, condition.op, parsed),
-            )
-        )
+        actual = facts[condition_need(condition)]
+        passed = conditions.evaluate(actual, condition.op, _parsed(condition))
+        results.append(ConditionResult(condition=condition, actual=actual, passed=passed))
     outcome = {result.number: result.passed for result in results}
     expression = logic.parse(rule.logic) if rule.logic else ("and", sorted(outcome))
     return RuleEvaluation(
         rule=rule, matched=logic.evaluate(expression, outcome), conditions=results
     )
+
+
+def _parsed(condition: RuleCondition) -> Any:
+    """The condition's typed value, parsed once per loaded condition (the engine keeps
+    loaded rules between evaluations while they are unchanged)."""
+    key = (condition.fact, condition.op, condition.value)
+    cached = getattr(condition, "_parsed", None)
+    if cached is None or cached[0] != key:
+        cached = (
+            key,
+            conditions.parse_value(FACTS[condition.fact].kind, condition.op, condition.value),
+        )
+        condition._parsed = cached
+    return cached[1]

@@ -4,6 +4,8 @@ e.g. "(1 and 2) or 3". `and` binds tighter than `or`, as in most languages."""
 import re
 from collections.abc import Mapping
 
+from django.utils.translation import gettext
+
 # A parsed expression: a condition number, or ("and" | "or", [operands]).
 Node = int | tuple[str, list["Node"]]
 
@@ -17,10 +19,10 @@ class LogicError(ValueError):
 def parse(text: str) -> Node:
     tokens = _tokenize(text)
     if not tokens:
-        raise LogicError("The logic is empty.")
+        raise LogicError(gettext("The logic is empty."))
     node, rest = _parse_or(tokens)
     if rest:
-        raise LogicError(f"Unexpected '{rest[0]}' in the logic.")
+        raise LogicError(gettext("Unexpected '%(token)s' in the logic.") % {"token": rest[0]})
     return node
 
 
@@ -55,8 +57,10 @@ def _tokenize(text: str) -> list[str]:
         match = TOKEN_RE.match(text, position)
         if not match:
             raise LogicError(
-                f"Cannot read '{text[position:].strip()}': use condition numbers, "
-                "'and', 'or' and parentheses."
+                gettext(
+                    "Cannot read '%(text)s': use condition numbers, 'and', 'or' and parentheses."
+                )
+                % {"text": text[position:].strip()}
             )
         tokens.append(match.group(match.lastindex).lower())
         position = match.end()
@@ -89,7 +93,7 @@ def _parse_chain(tokens, op, parse_operand) -> tuple[Node, list[str]]:
 
 def _parse_operand(tokens: list[str]) -> tuple[Node, list[str]]:
     if not tokens:
-        raise LogicError("The logic ends too early.")
+        raise LogicError(gettext("The logic ends too early."))
     head, rest = tokens[0], tokens[1:]
     if head.isdigit():
         return int(head), rest
@@ -98,7 +102,9 @@ def _parse_operand(tokens: list[str]) -> tuple[Node, list[str]]:
         if not rest or rest[0] != ")":
             raise LogicError("A '(' is not closed.")
         return node, rest[1:]
-    raise LogicError(f"Expected a condition number or '(', found '{head}'.")
+    raise LogicError(
+        gettext("Expected a condition number or '(', found '%(token)s'.") % {"token": head}
+    )
 
 
 def check(text: str, positions: set[int]) -> str | None:
@@ -111,7 +117,11 @@ def check(text: str, positions: set[int]) -> str | None:
         return str(exc)
     if unknown := sorted(used - positions):
         names = ", ".join(map(str, unknown))
-        return f"The logic names condition(s) {names}, which the rule does not have."
+        return gettext(
+            "The logic names condition(s) %(numbers)s, which the rule does not have."
+        ) % {"numbers": names}
     if unused := sorted(positions - used):
-        return f"Condition(s) {', '.join(map(str, unused))} are not used in the logic."
+        return gettext("Condition(s) %(numbers)s are not used in the logic.") % {
+            "numbers": ", ".join(map(str, unused))
+        }
     return None

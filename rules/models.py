@@ -225,7 +225,7 @@ class RuleAction(models.Model):
     }
 
     rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="actions")
-    position = models.PositiveSmallIntegerField(_("order"))
+    position = models.PositiveSmallIntegerField(_("step"))
     kind = models.CharField(_("action"), max_length=20, choices=ActionKind.choices)
     tier = models.ForeignKey(
         Tier,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from members.models import Member
 from orders.models import Order, Refund
@@ -46,12 +47,17 @@ def rule_explain(rule: Rule, member: Member) -> Explanation:
         firing_block(rule, member, occurrence_key(rule, member, occurrence)) if occurrence else ""
     )
     if blocked == "already fired":
-        notes.append(f"It already fired for this member ({rule.get_firing_limit_display()}).")
+        notes.append(
+            gettext("It already fired for this member (%(limit)s).")
+            % {"limit": rule.get_firing_limit_display()}
+        )
     elif blocked:
-        notes.append(f"Its budget of {rule.budget} firings is spent.")
+        notes.append(
+            gettext("Its budget of %(budget)s firings is spent.") % {"budget": rule.budget}
+        )
     possible = evaluation.matched and occurrence is not None and not blocked
     if not rule.is_live():
-        notes.append("The rule is not active now, so it would not fire until it is.")
+        notes.append(gettext("The rule is not active now, so it would not fire until it is."))
     return Explanation(
         facts=[(need.label, value) for need, value in sorted(facts.items(), key=_by_label)],
         evaluation=evaluation,
@@ -73,17 +79,17 @@ def _stand_in(rule: Rule, member: Member, notes: list[str]) -> Occurrence | None
     if rule.trigger == Trigger.ORDER_PAID:
         order = Order.objects.filter(member=member).order_by("-placed_at").first()
         if order is None:
-            notes.append("The member has no orders.")
+            notes.append(gettext("The member has no orders."))
             return None
-        notes.append(f"Triggering order: the latest, {order.external_id}.")
+        notes.append(gettext("Triggering order: the latest, %(id)s.") % {"id": order.external_id})
         day = timezone.localdate(order.placed_at)
         return Occurrence(rule.trigger, f"order:{order.pk}", day, order=order)
     if rule.trigger == Trigger.ORDER_REFUNDED:
         refund = Refund.objects.filter(order__member=member).select_related("order").first()
         if refund is None:
-            notes.append("The member has no refunds.")
+            notes.append(gettext("The member has no refunds."))
             return None
-        notes.append(f"Triggering refund: the latest, {refund.external_id}.")
+        notes.append(gettext("Triggering refund: the latest, %(id)s.") % {"id": refund.external_id})
         day = timezone.localdate(refund.refunded_at)
         return Occurrence(
             rule.trigger, f"refund:{refund.pk}", day, order=refund.order, refund=refund
@@ -94,16 +100,19 @@ def _stand_in(rule: Rule, member: Member, notes: list[str]) -> Occurrence | None
             events = events.filter(kind=rule.engagement_kind)
         event = events.first()
         if event is None:
-            notes.append("The member has no such engagement.")
+            notes.append(gettext("The member has no such engagement."))
             return None
-        notes.append(f"Triggering engagement: the latest, {event.external_id}.")
+        notes.append(
+            gettext("Triggering engagement: the latest, %(id)s.") % {"id": event.external_id}
+        )
         return Occurrence(
             rule.trigger, f"event:{event.pk}", timezone.localdate(event.occurred_at), event=event
         )
     if rule.trigger in CLOCK_TRIGGERS:
         if clock.occurrence_key(rule.trigger, rule.trigger_days, member, today) is None:
             notes.append(
-                f"Its trigger ({rule.get_trigger_display()}) does not happen to the member today."
+                gettext("Its trigger (%(trigger)s) does not happen to the member today.")
+                % {"trigger": rule.get_trigger_display()}
             )
             return None
         return Occurrence(rule.trigger, f"{rule.trigger}:{today}", today)
@@ -112,7 +121,7 @@ def _stand_in(rule: Rule, member: Member, notes: list[str]) -> Occurrence | None
 
 def describe_action(action) -> str:
     if action.kind == ActionKind.SET_TIER:
-        target = f"{action.tier}" + (" (may move down)" if action.allow_downgrade else "")
+        target = f"{action.tier}" + (gettext(" (may move down)") if action.allow_downgrade else "")
     elif action.kind == ActionKind.NOTIFY:
         template = action.notification_template
         target = f"{template} ({action.channel or template.channel})"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
 from django.db import transaction
-from django.db.models import Prefetch, Q
+from django.db.models import Count, Max, Prefetch, Sum
 from django.utils import timezone
 
 from benefits.models import EarningPolicy
@@ -59,23 +59,35 @@ class Evaluated:
     skipped: bool = False  # the subject had already been evaluated
 
 
+# Active rules per trigger, with their conditions, as last loaded by this process. Only a
+# speed-up: every evaluation first asks the database (one small aggregate) whether they
+# changed, so no process ever evaluates with rules it has not seen.
+_RULES: dict[str, tuple[dict, list[Rule]]] = {}
+
+
 def rules_live(*, trigger: str, at: datetime | None = None) -> list[Rule]:
-    """Active rules for a trigger in the order they apply, with conditions and actions."""
+    """Active rules for a trigger, with their conditions, in the order they apply."""
     at = at or timezone.now()
+    active = Rule.objects.filter(trigger=trigger, is_active=True)
+    version = active.aggregate(n=Count("pk"), changed=Max("updated_at"), versions=Sum("version"))
+    cached = _RULES.get(trigger)
+    if cached is None or cached[0] != version:
+        rules = list(
+            active.order_by("priority", "code")
+            .select_related("engagement_kind")
+            .prefetch_related(
+                Prefetch("conditions", queryset=RuleCondition.objects.select_related("event_kind"))
+            )
+        )
+        cached = _RULES[trigger] = (version, rules)
+    return [rule for rule in cached[1] if rule.is_live(at)]
+
+
+def rule_actions(rule: Rule) -> list[RuleAction]:
+    """A firing rule's actions, loaded when it fires (rules rarely do)."""
     return list(
-        Rule.objects.filter(trigger=trigger, is_active=True)
-        .filter(Q(active_from__isnull=True) | Q(active_from__lte=at))
-        .filter(Q(active_until__isnull=True) | Q(active_until__gt=at))
-        .order_by("priority", "code")
-        .select_related("engagement_kind")
-        .prefetch_related(
-            Prefetch("conditions", queryset=RuleCondition.objects.select_related("event_kind")),
-            Prefetch(
-                "actions",
-                queryset=RuleAction.objects.select_related(
-                    "tier", "coupon_template", "notification_template", "tag"
-                ),
-            ),
+        RuleAction.objects.filter(rule=rule).select_related(
+            "tier", "coupon_template", "notification_template", "tag"
         )
     )
 
@@ -215,8 +227,10 @@ def _fire(
         firing = _firing_record(rule, member, occurrence, facts, job)
         if firing is None:
             continue
+        actions = rule_actions(rule)
         actions_apply(
             firing=firing,
+            actions=actions,
             member=member,
             order=occurrence.order,
             policy=policy,
@@ -226,7 +240,7 @@ def _fire(
         if rule.stop_processing:
             break
         # The next rule sees the tier, points and tags this one just gave.
-        source = source.after_effects(facts_touched(rule))
+        source = source.after_effects(facts_touched(actions))
         facts = facts_compute(source)
     return evaluated
 

@@ -7,6 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core.queue import enqueue
 
@@ -31,15 +32,18 @@ def rule_job_start(
     days: int | None = None,
 ) -> RuleJob:
     if kind == RuleJob.Kind.APPLY and not rule.is_live():
-        raise ValidationError("Only an active rule can be applied to existing members.")
+        raise ValidationError(gettext("Only an active rule can be applied to existing members."))
     if kind == RuleJob.Kind.APPLY and (unchecked := members_matching(rule).unchecked):
         numbers = ", ".join(map(str, unchecked))
         raise ValidationError(
-            f"Condition(s) {numbers} are about the triggering event (its amount or kind); "
-            "outside the event they cannot hold, so applying this rule would fire nothing."
+            gettext(
+                "Condition(s) %(numbers)s are about the triggering event (its amount or kind); "
+                "outside the event they cannot hold, so applying this rule would fire nothing."
+            )
+            % {"numbers": numbers}
         )
     if kind == RuleJob.Kind.SIMULATE and not days:
-        raise ValidationError({"days": "Give the number of days of orders to replay."})
+        raise ValidationError({"days": gettext("Give the number of days to replay.")})
     job = RuleJob.objects.create(
         rule=rule,
         kind=kind,

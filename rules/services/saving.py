@@ -5,6 +5,7 @@ kept in the rule's history."""
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext
 
 from .. import logic, tree
 from ..conditions import codes_from_names, normalize_value
@@ -67,7 +68,7 @@ def rule_upsert(
         setattr(rule, name, fields.get(name, Rule._meta.get_field(name).get_default()))
     rule.version += 1
     if rule.is_active and not actions:
-        raise ValidationError({"is_active": "An active rule needs at least one action."})
+        raise ValidationError({"is_active": gettext("An active rule needs at least one action.")})
     rule.full_clean()
     rule.save()
     rule.conditions.all().delete()
