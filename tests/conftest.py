@@ -27,6 +27,7 @@ from rest_framework_api_key.models import APIKey
 
 from config.celery import app as celery_app
 from rules.programme.load import programme_load
+from rules.services import evaluation
 
 ON_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SEED_PROGRAMME = settings.BASE_DIR / "rules" / "programmes" / "seed.yaml"
@@ -79,6 +80,12 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             _unavailable("needs Redis: set CELERY_BROKER_URL=redis://...")
         elif not _redis_reachable(url):
             _unavailable(f"cannot reach Redis at {url}")
+
+
+@pytest.fixture(autouse=True)
+def fresh_rule_cache() -> None:
+    """Each test's rules are its own: SQLite reuses the ids a rolled-back test used."""
+    evaluation._RULES.clear()
 
 
 @pytest.fixture(autouse=True)

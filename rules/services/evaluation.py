@@ -69,7 +69,10 @@ def rules_live(*, trigger: str, at: datetime | None = None) -> list[Rule]:
     """Active rules for a trigger, with their conditions, in the order they apply."""
     at = at or timezone.now()
     active = Rule.objects.filter(trigger=trigger, is_active=True)
-    version = active.aggregate(n=Count("pk"), changed=Max("updated_at"), versions=Sum("version"))
+    # Which rules (ids are never reused) at which versions (every save bumps one).
+    version = active.aggregate(
+        n=Count("pk"), ids=Sum("pk"), versions=Sum("version"), changed=Max("updated_at")
+    )
     cached = _RULES.get(trigger)
     if cached is None or cached[0] != version:
         rules = list(
