@@ -1,6 +1,8 @@
 from django.db.models import Sum
 from django.utils import timezone
 
+from core.models import newest
+
 from .models import Coupon, CouponTemplate, GrowthEntry, PointsEntry
 
 
@@ -39,8 +41,6 @@ def member_coupons(*, member_id: int) -> list[dict]:
 
 def coupon_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
     coupons = Coupon.objects.filter(member_id=member_id).select_related("firing__rule")
-    if before is not None:
-        coupons = coupons.filter(issued_at__lt=before)
     return [
         {
             "type": "coupon_issued",
@@ -52,14 +52,12 @@ def coupon_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
             "expires_at": coupon.expires_at,
             "rule": coupon.firing.reference if coupon.firing else None,
         }
-        for coupon in coupons[:limit]
+        for coupon in newest(coupons, at="issued_at", before=before, limit=limit)
     ]
 
 
 def points_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
     entries = PointsEntry.objects.filter(member_id=member_id).select_related("firing__rule")
-    if before is not None:
-        entries = entries.filter(created_at__lt=before)
     return [
         {
             "type": "points",
@@ -69,7 +67,7 @@ def points_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
             "reason": entry.reason,
             "rule": entry.firing.reference if entry.firing else None,
         }
-        for entry in entries[:limit]
+        for entry in newest(entries, at="created_at", before=before, limit=limit)
     ]
 
 
@@ -106,8 +104,6 @@ def points_expiring_on(*, member_id: int, day) -> int:
 
 def growth_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
     entries = GrowthEntry.objects.filter(member_id=member_id).select_related("firing__rule")
-    if before is not None:
-        entries = entries.filter(created_at__lt=before)
     return [
         {
             "type": "growth_points",
@@ -117,5 +113,5 @@ def growth_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
             "reason": entry.reason,
             "rule": entry.firing.reference if entry.firing else None,
         }
-        for entry in entries[:limit]
+        for entry in newest(entries, at="created_at", before=before, limit=limit)
     ]

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_standardized_errors.handler import ExceptionHandler as StandardExceptionHandler
 from rest_framework import exceptions, serializers, status
 from rest_framework.fields import get_error_detail
+from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.validators import UniqueValidator
 
@@ -85,3 +86,8 @@ class ExceptionHandler(StandardExceptionHandler):
                 detail[api_settings.NON_FIELD_ERRORS_KEY] = detail.pop(NON_FIELD_ERRORS)
             return exceptions.ValidationError(detail=detail)
         return super().convert_known_exceptions(exc)
+
+
+def recorded(data: Any, created: bool) -> Response:
+    """201 for what was just recorded, 200 for a replay (or an update) of it."""
+    return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -3,9 +3,12 @@ the hash of its payload, so a replay can be told from a conflicting reuse of an 
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
+
+from django.db import IntegrityError, transaction
 
 from core.money import money
 
@@ -46,3 +49,24 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     return value
+
+
+def record_once(
+    model: type[T], *, external_id: str, payload_hash: str, create: Callable[[], T]
+) -> tuple[T, bool]:
+    """Record something the ERP posted exactly once per external id: (row, created). A
+    replay of the same payload returns the recorded row; another payload for the same id
+    raises SubjectConflict. `create` runs in a transaction and may raise a validation
+    error, which changes nothing."""
+    existing = model.objects.filter(external_id=external_id).first()
+    if existing is not None:
+        return replayed(existing, payload_hash), False
+    try:
+        with transaction.atomic():
+            return create(), True
+    except IntegrityError:
+        # A concurrent request recorded this id between our read and our insert.
+        existing = model.objects.filter(external_id=external_id).first()
+        if existing is None:
+            raise
+        return replayed(existing, payload_hash), False

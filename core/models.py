@@ -1,4 +1,4 @@
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import models
 from django.utils import timezone
@@ -57,3 +57,11 @@ def mark_evaluated(model: type[Evaluable], pk: int) -> bool:
     return bool(
         model.objects.filter(pk=pk, evaluated_at__isnull=True).update(evaluated_at=timezone.now())
     )
+
+
+def newest(queryset, *, at: str, before: datetime | None, limit: int):
+    """One page of a member's timeline from one source: newest first, older than
+    `before` (the previous page's last entry), at most `limit`."""
+    if before is not None:
+        queryset = queryset.filter(**{f"{at}__lt": before})
+    return queryset.order_by(f"-{at}", "-pk")[:limit]

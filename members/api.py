@@ -9,13 +9,13 @@ from drf_spectacular.utils import (
     extend_schema,
     inline_serializer,
 )
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from benefits.selectors import growth_balance, member_coupons, points_balance
-from core.api import StrictSerializer
+from core.api import StrictSerializer, recorded
 
 from . import selectors, services
 from .models import Member, external_id_validator, phone_validator
@@ -128,10 +128,8 @@ class MemberUpsertView(APIView):
         serializer = MemberUpsertSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         member, created = services.member_upsert(**serializer.validated_data)
-        return Response(
-            member_representation(selectors.member_get(external_id=member.external_id)),
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        member = selectors.member_get(external_id=member.external_id)
+        return recorded(member_representation(member), created)
 
 
 class MemberDetailView(APIView):
@@ -216,7 +214,4 @@ class EngagementCreateView(APIView):
             kind=data["kind"],
             occurred_at=data["occurred_at"],
         )
-        return Response(
-            EngagementSerializer(event).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return recorded(EngagementSerializer(event).data, created)

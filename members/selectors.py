@@ -2,6 +2,8 @@ from datetime import datetime, timedelta
 
 from django.db.models import Count, Q
 
+from core.models import newest
+
 from .models import EngagementEvent, Member, Tier, TierChange
 
 
@@ -42,8 +44,6 @@ def tier_change_timeline(*, member_id: int, before=None, limit: int) -> list[dic
     changes = TierChange.objects.filter(member_id=member_id).select_related(
         "from_tier", "to_tier", "firing__rule", "changed_by"
     )
-    if before is not None:
-        changes = changes.filter(created_at__lt=before)
     return [
         {
             "type": "tier_change",
@@ -53,14 +53,12 @@ def tier_change_timeline(*, member_id: int, before=None, limit: int) -> list[dic
             "reason": change.reason,
             "rule": change.firing.reference if change.firing else None,
         }
-        for change in changes[:limit]
+        for change in newest(changes, at="created_at", before=before, limit=limit)
     ]
 
 
 def engagement_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
     events = EngagementEvent.objects.filter(member_id=member_id).select_related("kind")
-    if before is not None:
-        events = events.filter(recorded_at__lt=before)
     return [
         {
             "type": "engagement",
@@ -69,5 +67,5 @@ def engagement_timeline(*, member_id: int, before=None, limit: int) -> list[dict
             "kind": event.kind.code,
             "occurred_at": event.occurred_at,
         }
-        for event in events.order_by("-recorded_at", "-id")[:limit]
+        for event in newest(events, at="recorded_at", before=before, limit=limit)
     ]

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.idempotency import payload_fingerprint, replayed
+from core.idempotency import payload_fingerprint, record_once
 from core.upsert import upsert
 
 from .models import EngagementEvent, EngagementKind, Member, Tag, Tier, TierChange
@@ -174,32 +174,27 @@ def engagement_record(
     payload_hash = payload_fingerprint(
         external_id=external_id, member=member, kind=kind, occurred_at=occurred_at
     )
-    existing = EngagementEvent.objects.filter(external_id=external_id).first()
-    if existing is not None:
-        return replayed(existing, payload_hash), False
-    engagement_kind = EngagementKind.objects.filter(code=kind, is_active=True).first()
-    if engagement_kind is None:
-        raise ValidationError({"kind": f"Unknown engagement kind '{kind}'."})
-    try:
-        with transaction.atomic():
-            member_obj = member_for_subject(member)
-            event = EngagementEvent(
-                external_id=external_id,
-                member=member_obj,
-                kind=engagement_kind,
-                occurred_at=occurred_at,
-                payload_hash=payload_hash,
-            )
-            event.full_clean(
-                exclude=["member", "kind"], validate_unique=False, validate_constraints=False
-            )
-            event.save()
-    except IntegrityError:
-        existing = EngagementEvent.objects.filter(external_id=external_id).first()
-        if existing is None:
-            raise
-        return replayed(existing, payload_hash), False
-    return event, True
+
+    def create() -> EngagementEvent:
+        engagement_kind = EngagementKind.objects.filter(code=kind, is_active=True).first()
+        if engagement_kind is None:
+            raise ValidationError({"kind": f"Unknown engagement kind '{kind}'."})
+        event = EngagementEvent(
+            external_id=external_id,
+            member=member_for_subject(member),
+            kind=engagement_kind,
+            occurred_at=occurred_at,
+            payload_hash=payload_hash,
+        )
+        event.full_clean(
+            exclude=["member", "kind"], validate_unique=False, validate_constraints=False
+        )
+        event.save()
+        return event
+
+    return record_once(
+        EngagementEvent, external_id=external_id, payload_hash=payload_hash, create=create
+    )
 
 
 def member_for_subject(member: str | dict) -> Member:

@@ -3,6 +3,8 @@ from datetime import timedelta
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from core.models import newest
+
 from .models import Notification
 
 
@@ -21,8 +23,6 @@ def notification_timeline(*, member_id: int, before=None, limit: int) -> list[di
     notifications = Notification.objects.filter(member_id=member_id).select_related(
         "template", "firing__rule"
     )
-    if before is not None:
-        notifications = notifications.filter(created_at__lt=before)
     return [
         {
             "type": "notification",
@@ -35,5 +35,5 @@ def notification_timeline(*, member_id: int, before=None, limit: int) -> list[di
             "sent_at": notification.sent_at,
             "rule": notification.firing.reference if notification.firing else None,
         }
-        for notification in notifications[:limit]
+        for notification in newest(notifications, at="created_at", before=before, limit=limit)
     ]

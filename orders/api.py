@@ -5,12 +5,12 @@ from django.conf import settings
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import StrictSerializer
+from core.api import StrictSerializer, recorded
 from members.api import MemberDetailsSerializer
 from members.models import external_id_validator
 
@@ -90,10 +90,7 @@ class OrderCreateView(APIView):
         serializer = OrderCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         order, created = services.order_record(**serializer.validated_data)
-        return Response(
-            OrderSerializer(order).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return recorded(OrderSerializer(order).data, created)
 
 
 class RefundCreateSerializer(StrictSerializer):
@@ -135,7 +132,4 @@ class RefundCreateView(APIView):
         refund, created = services.refund_record(
             order_external_id=external_id, **serializer.validated_data
         )
-        return Response(
-            RefundSerializer(refund).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return recorded(RefundSerializer(refund).data, created)

@@ -3,6 +3,7 @@ from decimal import Decimal
 
 from django.db.models import Count, F, Q, Sum
 
+from core.models import newest
 from core.money import money
 
 from .models import COUNTED, Order, Refund
@@ -25,9 +26,7 @@ def member_order_windows(
 
 
 def order_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
-    orders = Order.objects.filter(member_id=member_id).order_by("-recorded_at", "-id")
-    if before is not None:
-        orders = orders.filter(recorded_at__lt=before)
+    orders = Order.objects.filter(member_id=member_id)
     return [
         {
             "type": "order",
@@ -37,14 +36,12 @@ def order_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
             "currency": order.currency,
             "placed_at": order.placed_at,
         }
-        for order in orders[:limit]
+        for order in newest(orders, at="recorded_at", before=before, limit=limit)
     ]
 
 
 def refund_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
     refunds = Refund.objects.filter(order__member_id=member_id).select_related("order")
-    if before is not None:
-        refunds = refunds.filter(recorded_at__lt=before)
     return [
         {
             "type": "refund",
@@ -54,5 +51,5 @@ def refund_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
             "amount": refund.amount,
             "refunded_at": refund.refunded_at,
         }
-        for refund in refunds.order_by("-recorded_at", "-id")[:limit]
+        for refund in newest(refunds, at="recorded_at", before=before, limit=limit)
     ]

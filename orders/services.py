@@ -4,10 +4,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.idempotency import payload_fingerprint, replayed
+from core.idempotency import payload_fingerprint, record_once
 from members import services as member_services
 
 from .models import Order, Refund
@@ -38,34 +37,27 @@ def order_record(
         currency=currency,
         placed_at=placed_at,
     )
-    existing = Order.objects.filter(external_id=external_id).first()
-    if existing is not None:
-        return replayed(existing, payload_hash), False
-    try:
-        with transaction.atomic():
-            member_obj = member_services.member_for_subject(member)
-            member_obj = member_services.member_lock(member_id=member_obj.pk)
-            order = Order(
-                external_id=external_id,
-                member=member_obj,
-                amount=amount,
-                currency=currency,
-                placed_at=placed_at,
-                payload_hash=payload_hash,
-            )
-            # The member exists and the database enforces the constraints: skip those queries.
-            order.full_clean(exclude=["member"], validate_unique=False, validate_constraints=False)
-            order.save()
-            member_services.member_totals_add_order(
-                member=member_obj, amount=amount, placed_at=placed_at
-            )
-    except IntegrityError:
-        # A concurrent request recorded this external id between our read and our insert.
-        existing = Order.objects.filter(external_id=external_id).first()
-        if existing is None:
-            raise
-        return replayed(existing, payload_hash), False
-    return order, True
+
+    def create() -> Order:
+        member_obj = member_services.member_for_subject(member)
+        member_obj = member_services.member_lock(member_id=member_obj.pk)
+        order = Order(
+            external_id=external_id,
+            member=member_obj,
+            amount=amount,
+            currency=currency,
+            placed_at=placed_at,
+            payload_hash=payload_hash,
+        )
+        # The member exists and the database enforces the constraints: skip those queries.
+        order.full_clean(exclude=["member"], validate_unique=False, validate_constraints=False)
+        order.save()
+        member_services.member_totals_add_order(
+            member=member_obj, amount=amount, placed_at=placed_at
+        )
+        return order
+
+    return record_once(Order, external_id=external_id, payload_hash=payload_hash, create=create)
 
 
 def refund_record(
@@ -83,42 +75,36 @@ def refund_record(
         order=order_external_id, external_id=external_id, amount=amount, refunded_at=refunded_at
     )
     refunded_at = refunded_at or timezone.now()
-    existing = Refund.objects.filter(external_id=external_id).first()
-    if existing is not None:
-        return replayed(existing, payload_hash), False
     order = Order.objects.filter(external_id=order_external_id).first()
     if order is None:
         raise Order.DoesNotExist(f"No order with external id '{order_external_id}'.")
-    try:
-        with transaction.atomic():
-            # Member first, then the order: the lock order every writer follows.
-            member = member_services.member_lock(member_id=order.member_id)
-            order = Order.objects.select_for_update().get(pk=order.pk)
-            remaining = order.amount - order.refunded_amount
-            if amount > remaining:
-                raise ValidationError(
-                    {"amount": f"Only {remaining} of order {order.external_id} is left to refund."}
-                )
-            refund = Refund(
-                external_id=external_id,
-                order=order,
-                amount=amount,
-                refunded_at=refunded_at,
-                payload_hash=payload_hash,
+
+    def create() -> Refund:
+        # Member first, then the order: the lock order every writer follows.
+        member = member_services.member_lock(member_id=order.member_id)
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        remaining = locked.amount - locked.refunded_amount
+        if amount > remaining:
+            raise ValidationError(
+                {"amount": f"Only {remaining} of order {locked.external_id} is left to refund."}
             )
-            refund.full_clean(exclude=["order"], validate_unique=False, validate_constraints=False)
-            refund.save()
-            was_counted = not order.is_fully_refunded
-            order.refunded_amount += amount
-            order.save(update_fields=["refunded_amount"])
-            member_services.member_totals_refund(
-                member=member,
-                amount=amount,
-                order_now_fully_refunded=was_counted and order.is_fully_refunded,
-            )
-    except IntegrityError:
-        existing = Refund.objects.filter(external_id=external_id).first()
-        if existing is None:
-            raise
-        return replayed(existing, payload_hash), False
-    return refund, True
+        refund = Refund(
+            external_id=external_id,
+            order=locked,
+            amount=amount,
+            refunded_at=refunded_at,
+            payload_hash=payload_hash,
+        )
+        refund.full_clean(exclude=["order"], validate_unique=False, validate_constraints=False)
+        refund.save()
+        was_counted = not locked.is_fully_refunded
+        locked.refunded_amount += amount
+        locked.save(update_fields=["refunded_amount"])
+        member_services.member_totals_refund(
+            member=member,
+            amount=amount,
+            order_now_fully_refunded=was_counted and locked.is_fully_refunded,
+        )
+        return refund
+
+    return record_once(Refund, external_id=external_id, payload_hash=payload_hash, create=create)

@@ -7,4 +7,6 @@ class RulesConfig(AppConfig):
     verbose_name = _("Rules")
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (connects the order receiver)
+        from . import signals
+
+        signals.connect()

@@ -1,55 +1,41 @@
 """The one signal we keep, for each thing the rules must be evaluated for: ERPs (through
-the API) and operators (through the admin) both save orders, refunds, engagement events
-and members, and each must be evaluated. The receiver only enqueues, after commit, with
-ids; if publishing fails, the subject stays pending and the sweeper retries."""
+the API) and operators (through the admin) both save orders, refunds, engagements and
+members, and each must be evaluated. The receiver only enqueues, after commit, with ids;
+if publishing fails, the subject stays pending and the sweeper publishes it later."""
 
 from django.db import transaction
 from django.db.models.signals import post_save
-from django.dispatch import receiver
-
-from members.models import EngagementEvent, Member
-from orders.models import Order, Refund
 
 from .models import Trigger
-from .services.evaluation import evaluation_enqueue
+from .services.evaluation import SUBJECTS, evaluation_enqueue
 
 
-def _evaluate_after_commit(*, member_id: int, trigger: str, subject_id: int | None) -> None:
-    transaction.on_commit(
-        lambda: evaluation_enqueue(member_id=member_id, trigger=trigger, subject_id=subject_id),
-        robust=True,
-    )
-
-
-@receiver(post_save, sender=Order, dispatch_uid="rules.order_saved")
-def order_saved(sender, instance: Order, created: bool, **kwargs) -> None:
-    if created:
-        _evaluate_after_commit(
-            member_id=instance.member_id, trigger=Trigger.ORDER_PAID, subject_id=instance.pk
+def _receiver(trigger: str, member_field: str):
+    def saved(sender, instance, created: bool, **kwargs) -> None:
+        if not created:
+            return
+        member_id = instance.pk if member_field == "pk" else _member_id(instance, member_field)
+        subject_id = None if trigger == Trigger.MEMBER_JOINED else instance.pk
+        transaction.on_commit(
+            lambda: evaluation_enqueue(member_id=member_id, trigger=trigger, subject_id=subject_id),
+            robust=True,
         )
 
-
-@receiver(post_save, sender=Refund, dispatch_uid="rules.refund_saved")
-def refund_saved(sender, instance: Refund, created: bool, **kwargs) -> None:
-    if created:
-        _evaluate_after_commit(
-            member_id=instance.order.member_id,
-            trigger=Trigger.ORDER_REFUNDED,
-            subject_id=instance.pk,
-        )
+    return saved
 
 
-@receiver(post_save, sender=EngagementEvent, dispatch_uid="rules.engagement_saved")
-def engagement_saved(sender, instance: EngagementEvent, created: bool, **kwargs) -> None:
-    if created:
-        _evaluate_after_commit(
-            member_id=instance.member_id, trigger=Trigger.ENGAGEMENT, subject_id=instance.pk
-        )
+def _member_id(instance, path: str) -> int:
+    # "member_id", or "order__member_id" for a refund
+    for step in path.split("__"):
+        instance = getattr(instance, step)
+    return instance
 
 
-@receiver(post_save, sender=Member, dispatch_uid="rules.member_saved")
-def member_saved(sender, instance: Member, created: bool, **kwargs) -> None:
-    if created:
-        _evaluate_after_commit(
-            member_id=instance.pk, trigger=Trigger.MEMBER_JOINED, subject_id=None
+def connect() -> None:
+    for trigger, (model, member_field) in SUBJECTS.items():
+        post_save.connect(
+            _receiver(trigger, member_field),
+            sender=model,
+            weak=False,
+            dispatch_uid=f"rules.evaluate_{trigger}",
         )

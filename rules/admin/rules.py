@@ -83,7 +83,7 @@ class ConditionInline(admin.TabularInline):
     model = RuleCondition
     form = RowForm
     formset = ConditionFormSet
-    fields = ["position", "fact", "op", "value", "days", "event_kind"]
+    fields = CONDITION_FIELDS
     extra = 1
 
 
@@ -93,22 +93,11 @@ class ActionInline(admin.TabularInline):
     formset = ActionFormSet
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
+    fields = ACTION_FIELDS
+    extra = 1
+
     class Media:
         js = ["rules/rule_actions.js"]
-
-    fields = [
-        "position",
-        "kind",
-        "tier",
-        "allow_downgrade",
-        "coupon_template",
-        "points",
-        "notification_template",
-        "channel",
-        "tag",
-        "webhook_url",
-    ]
-    extra = 1
 
 
 class RevisionInline(admin.TabularInline):

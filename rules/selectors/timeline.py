@@ -1,10 +1,10 @@
+from core.models import newest
+
 from ..models import RuleFiring
 
 
 def firing_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
     firings = RuleFiring.objects.filter(member_id=member_id).select_related("rule", "order")
-    if before is not None:
-        firings = firings.filter(fired_at__lt=before)
     return [
         {
             "type": "rule_fired",
@@ -14,5 +14,5 @@ def firing_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
             "order": firing.order.external_id if firing.order else None,
             "facts": firing.facts,
         }
-        for firing in firings[:limit]
+        for firing in newest(firings, at="fired_at", before=before, limit=limit)
     ]
