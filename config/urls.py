@@ -3,12 +3,14 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
+from benefits.api import CheckoutQuoteView, CouponRedeemView, CouponReleaseView
 from core.views import health
 from members.api import (
     EngagementCreateView,
     MemberDetailView,
     MemberTimelineView,
     MemberUpsertView,
+    PointsRedeemView,
 )
 from orders.api import OrderCreateView, RefundCreateView
 
@@ -19,10 +21,18 @@ api = [
     path("members/<str:external_id>/", MemberDetailView.as_view(), name="member-detail"),
     path("events/", EngagementCreateView.as_view(), name="event-create"),
     path(
+        "members/<str:external_id>/points/redeem/",
+        PointsRedeemView.as_view(),
+        name="points-redeem",
+    ),
+    path(
         "members/<str:external_id>/timeline/",
         MemberTimelineView.as_view(),
         name="member-timeline",
     ),
+    path("checkout/quote/", CheckoutQuoteView.as_view(), name="checkout-quote"),
+    path("coupons/<str:code>/redeem/", CouponRedeemView.as_view(), name="coupon-redeem"),
+    path("coupons/<str:code>/release/", CouponReleaseView.as_view(), name="coupon-release"),
     path(
         "schema/",
         SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny]),

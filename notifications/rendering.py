@@ -13,8 +13,19 @@ from django.template.defaulttags import ForNode, IfNode, TemplateLiteral, WithNo
 # Root name -> the attributes a template may read (None: a plain value).
 VARIABLES: dict[str, frozenset[str] | None] = {
     "member": frozenset({"name", "external_id"}),
-    "tier": frozenset({"code", "name", "discount_percent", "discount_label"}),
-    "coupon": frozenset({"code", "name", "min_spend", "amount_off", "expires_at"}),
+    "tier": frozenset({"code", "name", "discount_percent", "discount_label", "expires_at"}),
+    "coupon": frozenset(
+        {
+            "code",
+            "name",
+            "min_spend",
+            "amount_off",
+            "percent_off",
+            "max_discount",
+            "discount_text",
+            "expires_at",
+        }
+    ),
     "points": None,
     "order": frozenset({"external_id", "amount"}),
 }

@@ -59,13 +59,24 @@ def message_context(*, member: Member, coupon=None, points: int | None = None, o
             "name": tier.name,
             "discount_percent": tier.discount_percent,
             "discount_label": tier.discount_label,
+            "expires_at": member.tier_expires_at and timezone.localtime(member.tier_expires_at),
         },
         "coupon": coupon
         and {
             "code": coupon.code,
             "name": coupon.name,
             "min_spend": amount_text(coupon.min_spend),
-            "amount_off": amount_text(coupon.amount_off),
+            # A percentage coupon has no amount off (and maybe no cap): those read "".
+            "amount_off": amount_text(coupon.amount_off) if coupon.amount_off else "",
+            "percent_off": f"{coupon.percent_off.normalize():f}" if coupon.percent_off else "",
+            "max_discount": amount_text(coupon.max_discount) if coupon.max_discount else "",
+            # "满300减50", "满300享9折": how a shopper reads the terms (10% off is 9折).
+            "discount_text": (f"满{amount_text(coupon.min_spend)}" if coupon.min_spend else "")
+            + (
+                f"减{amount_text(coupon.amount_off)}"
+                if coupon.amount_off
+                else f"享{((100 - coupon.percent_off) / 10).normalize():f}折"
+            ),
             "expires_at": timezone.localtime(coupon.expires_at),
         },
         "points": points,

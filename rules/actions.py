@@ -5,7 +5,8 @@ same rule just issued.
 Every action that changes a balance has a reversal when the order that caused it is
 refunded: points and growth points are taken back in proportion to the share refunded,
 and unused coupons are voided once the order is refunded in full (benefits/services/
-reversals.py). A tier is not a balance: a refund moves it only through the rules."""
+reversals.py). A tier is not a balance: after a refund it follows the tier's refund
+policy (services/lifecycle.py)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,9 +82,18 @@ def _set_tier(action: RuleAction, firing: RuleFiring, member: Member, effects: E
 
 
 def _issue_coupon(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
-    effects.coupon = coupon_services.coupon_issue(
-        member=member, template=action.coupon_template, firing=firing
-    )
+    try:
+        effects.coupon = coupon_services.coupon_issue(
+            member=member, template=action.coupon_template, firing=firing
+        )
+    except coupon_services.CouponUnavailable as exc:
+        import logging
+
+        # A spent budget or a member's limit is not an error: the firing stands and its
+        # other actions still run, only without this coupon.
+        logging.getLogger(__name__).info(
+            "member #%s: no coupon of %s (%s)", member.pk, action.coupon_template.code, exc.reason
+        )
 
 
 def _award_points(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:

@@ -83,9 +83,11 @@ def test_codes_cannot_be_changed_in_the_admin(admin_client, seed):
         {
             "code": "renamed",
             "name": "New name",
+            "discount": "amount",
             "min_spend": "300",
             "amount_off": "60",
             "valid_days": "15",
+            "stacking": "exclusive",
         },
     )
 
