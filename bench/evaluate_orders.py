@@ -164,9 +164,9 @@ def fill(members: int, history: int) -> None:
     print("Ledgers, tags and engagements…")
     copy_rows(
         "benefits_pointsentry",
-        ["member_id", "kind", "points", "reason", "created_at"],
+        ["member_id", "kind", "points", "reason", "created_at", "external_id", "payload_hash"],
         (
-            (rng.choice(ids), "bonus", rng.randint(1, 500), "bench", now.isoformat())
+            (rng.choice(ids), "bonus", rng.randint(1, 500), "bench", now.isoformat(), "", "")
             for _ in range(members * 2)
         ),
     )

@@ -1,13 +1,14 @@
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.models import EngagementEvent, Member
+from members.models import EngagementEvent, Member, Tag, Tier, next_midnight
 from orders.models import Order
 
 
@@ -63,8 +64,9 @@ class EarningPolicy(models.Model):
         return cls.objects.get_or_create(pk=1)[0]
 
     def points_expiry_from(self, earned_at: datetime) -> datetime | None:
+        """Points lapse at a midnight (TIME_ZONE), for the daily job just after it."""
         if self.points_expiry == self.Expiry.DAYS:
-            return earned_at + timedelta(days=self.points_valid_days)
+            return next_midnight(earned_at + timedelta(days=self.points_valid_days))
         if self.points_expiry == self.Expiry.END_OF_FOLLOWING_YEAR:
             local = timezone.localtime(earned_at)
             return local.replace(
@@ -73,9 +75,22 @@ class EarningPolicy(models.Model):
         return None
 
 
+class Discount(models.TextChoices):
+    AMOUNT = "amount", _("an amount off")
+    PERCENT = "percent", _("a percentage off, with a cap")
+
+
+class Stacking(models.TextChoices):
+    EXCLUSIVE = "exclusive", _("alone: no other coupon on the same order")
+    STACKABLE = "stackable", _("with other stackable coupons")
+
+
 class CouponTemplate(models.Model):
     code = models.SlugField(_("code"), max_length=50, unique=True)
     name = models.CharField(_("name"), max_length=100)
+    discount = models.CharField(
+        _("discount"), max_length=10, choices=Discount.choices, default=Discount.AMOUNT
+    )
     min_spend = models.DecimalField(
         _("minimum spend"),
         max_digits=12,
@@ -87,10 +102,52 @@ class CouponTemplate(models.Model):
         _("amount off"),
         max_digits=12,
         decimal_places=2,
+        null=True,
+        blank=True,
         validators=[MinValueValidator(Decimal("0.01"))],
     )
+    percent_off = models.DecimalField(
+        _("percent off"),
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(Decimal(100))],
+    )
+    max_discount = models.DecimalField(
+        _("at most (amount)"),
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text=_("The cap on a percentage discount; empty: no cap."),
+    )
     valid_days = models.PositiveSmallIntegerField(
-        _("valid for (days)"), validators=[MinValueValidator(1), MaxValueValidator(3650)]
+        _("valid for (days)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        help_text=_("Days from issue; or leave empty and give fixed dates."),
+    )
+    valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
+    valid_until = models.DateTimeField(_("valid until"), null=True, blank=True)
+    per_member_limit = models.PositiveIntegerField(
+        _("per member, at most"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Coupons of this template one member may hold in all; empty: no limit."),
+    )
+    budget = models.PositiveIntegerField(
+        _("budget (coupons in total)"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Coupons of this template issued in all; empty: no limit."),
+    )
+    stacking = models.CharField(
+        _("combines"), max_length=10, choices=Stacking.choices, default=Stacking.EXCLUSIVE
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -101,13 +158,43 @@ class CouponTemplate(models.Model):
         verbose_name_plural = _("coupon templates")
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(amount_off__gt=0, min_spend__gte=0, valid_days__gte=1),
+                condition=(
+                    models.Q(discount="amount", amount_off__gt=0)
+                    | models.Q(discount="percent", percent_off__gt=0, percent_off__lte=100)
+                )
+                & models.Q(min_spend__gte=0)
+                & (models.Q(valid_days__gte=1) | models.Q(valid_until__isnull=False)),
                 name="coupon_template_terms_valid",
             )
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        if self.discount == Discount.AMOUNT:
+            if not self.amount_off:
+                errors["amount_off"] = _("Give the amount off.")
+            self.percent_off = self.max_discount = None
+        else:
+            if not self.percent_off:
+                errors["percent_off"] = _("Give the percentage off.")
+            self.amount_off = None
+        if self.valid_days and (self.valid_from or self.valid_until):
+            errors["valid_days"] = _("Give either a number of days or fixed dates, not both.")
+        elif not self.valid_days and not self.valid_until:
+            errors["valid_days"] = _("Give a number of days, or a 'valid until' date.")
+        if self.valid_from and self.valid_until and self.valid_until <= self.valid_from:
+            errors["valid_until"] = _("Must be after 'valid from'.")
+        if errors:
+            raise ValidationError(errors)
+
+    def validity_from(self, issued_at: datetime) -> tuple[datetime | None, datetime]:
+        """(usable from, expires) for a coupon issued at `issued_at`."""
+        if self.valid_days:
+            return None, issued_at + timedelta(days=self.valid_days)
+        return self.valid_from, self.valid_until
 
 
 class Coupon(models.Model):
@@ -121,15 +208,40 @@ class Coupon(models.Model):
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="coupons")
     # The terms as they were at issue: editing the template later changes no coupon in hand.
     name = models.CharField(_("name"), max_length=100)
+    discount = models.CharField(
+        _("discount"), max_length=10, choices=Discount.choices, default=Discount.AMOUNT
+    )
     min_spend = models.DecimalField(_("minimum spend"), max_digits=12, decimal_places=2)
-    amount_off = models.DecimalField(_("amount off"), max_digits=12, decimal_places=2)
+    amount_off = models.DecimalField(
+        _("amount off"), max_digits=12, decimal_places=2, null=True, blank=True
+    )
+    percent_off = models.DecimalField(
+        _("percent off"), max_digits=5, decimal_places=2, null=True, blank=True
+    )
+    max_discount = models.DecimalField(
+        _("at most (amount)"), max_digits=12, decimal_places=2, null=True, blank=True
+    )
+    stacking = models.CharField(
+        _("combines"), max_length=10, choices=Stacking.choices, default=Stacking.EXCLUSIVE
+    )
     issued_at = models.DateTimeField(_("issued"), default=timezone.now)
+    valid_from = models.DateTimeField(_("valid from"), null=True, blank=True)
     expires_at = models.DateTimeField(_("expires"))
     status = models.CharField(
         _("status"), max_length=10, choices=Status.choices, default=Status.ISSUED
     )
+    # The order (the ERP's external id) a redeemed coupon was used on.
+    redeemed_order = models.CharField(_("used on order"), max_length=64, blank=True)
+    redeemed_at = models.DateTimeField(_("used at"), null=True, blank=True)
     firing = models.ForeignKey(
         "rules.RuleFiring",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="coupons",
+    )
+    job = models.ForeignKey(
+        "CouponIssueJob",
         on_delete=models.PROTECT,
         null=True,
         blank=True,
@@ -140,7 +252,18 @@ class Coupon(models.Model):
         ordering = ["-issued_at", "-id"]
         verbose_name = _("coupon")
         verbose_name_plural = _("coupons")
-        indexes = [models.Index(fields=["member", "-issued_at"])]
+        indexes = [
+            models.Index(fields=["member", "-issued_at"]),
+            models.Index(fields=["template", "member"]),
+        ]
+        constraints = [
+            # A bulk issue gives each member at most one coupon, however often it resumes.
+            models.UniqueConstraint(
+                fields=["job", "member"],
+                condition=models.Q(job__isnull=False),
+                name="coupon_one_per_member_per_job",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.code
@@ -180,15 +303,28 @@ class PointsEntry(models.Model):
         blank=True,
         related_name="points_entries",
     )
+    # A redemption's idempotency key (from the ERP or till), and its payload's fingerprint.
+    external_id = models.CharField(_("idempotency key"), max_length=64, blank=True)
+    payload_hash = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(_("at"), default=timezone.now)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = _("points entry")
         verbose_name_plural = _("points ledger")
-        indexes = [models.Index(fields=["member", "-created_at"])]
+        indexes = [
+            models.Index(fields=["member", "-created_at"]),
+            models.Index(
+                fields=["expires_at"], condition=models.Q(points__gt=0), name="points_lot"
+            ),
+        ]
         constraints = [
-            models.CheckConstraint(condition=~models.Q(points=0), name="points_entry_nonzero")
+            models.CheckConstraint(condition=~models.Q(points=0), name="points_entry_nonzero"),
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=~models.Q(external_id=""),
+                name="points_entry_unique_external_id",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -239,3 +375,54 @@ class GrowthEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.points:+d} {self.get_kind_display()}"
+
+
+class CouponIssueJob(models.Model):
+    """An operator's bulk issue of a template to the members a filter selects, run in the
+    background in chunks; progress is kept on the row for the admin to show."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    template = models.ForeignKey(CouponTemplate, on_delete=models.PROTECT, related_name="jobs")
+    # The filter: every member matching all the given criteria.
+    tier = models.ForeignKey(
+        Tier, on_delete=models.PROTECT, null=True, blank=True, verbose_name=_("tier")
+    )
+    tag = models.ForeignKey(
+        Tag, on_delete=models.PROTECT, null=True, blank=True, verbose_name=_("tag")
+    )
+    joined_from = models.DateField(_("joined on or after"), null=True, blank=True)
+    joined_until = models.DateField(_("joined on or before"), null=True, blank=True)
+    min_lifetime_spend = models.DecimalField(
+        _("lifetime spend at least"), max_digits=14, decimal_places=2, null=True, blank=True
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
+    )
+    total = models.PositiveIntegerField(_("members selected"), default=0)
+    processed = models.PositiveIntegerField(_("members done"), default=0)
+    issued = models.PositiveIntegerField(_("coupons issued"), default=0)
+    skipped = models.PositiveIntegerField(_("skipped (limit or budget reached)"), default=0)
+    cursor = models.PositiveBigIntegerField(default=0, editable=False)  # last member id done
+    error = models.TextField(_("error"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("bulk coupon issue")
+        verbose_name_plural = _("bulk coupon issues")
+
+    def __str__(self) -> str:
+        return f"{self.template} #{self.pk}"
+
+    @property
+    def percent_done(self) -> int:
+        return 100 if not self.total else min(100, self.processed * 100 // self.total)

@@ -1,8 +1,12 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
-from django.urls import reverse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
@@ -31,6 +35,23 @@ class TierAdmin(CodeKeyedAdmin):
     ]
     list_display_links = ["code"]
     ordering = ["rank"]
+    fieldsets = [
+        (None, {"fields": ["code", "name", "rank", "discount_percent", "points_multiplier"]}),
+        (
+            _("Validity and keeping the tier"),
+            {
+                "fields": [
+                    "validity",
+                    "validity_days",
+                    "keep_metric",
+                    "keep_threshold",
+                    "remind_days_before",
+                    "lapse_to",
+                    "refund_policy",
+                ]
+            },
+        ),
+    ]
 
     def get_queryset(self, request: HttpRequest):
         return super().get_queryset(request).annotate(member_count=Count("members"))
@@ -94,7 +115,18 @@ class TierChangeInline(admin.TabularInline):
 
 class CouponInline(admin.TabularInline):
     model = Coupon
-    fields = ["code", "name", "min_spend", "amount_off", "issued_at", "expires_at", "status"]
+    fields = [
+        "code",
+        "name",
+        "min_spend",
+        "amount_off",
+        "percent_off",
+        "max_discount",
+        "issued_at",
+        "expires_at",
+        "status",
+        "redeemed_order",
+    ]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -102,6 +134,17 @@ class CouponInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
+
+
+class SetTierForm(forms.Form):
+    tier = forms.ModelChoiceField(Tier.objects.order_by("rank"), label=_("tier"))
+    reason = forms.CharField(label=_("reason"), max_length=150)
+    tier_floor = forms.ModelChoiceField(
+        Tier.objects.order_by("rank"), required=False, label=_("never below")
+    )
+    floor_until = forms.DateField(
+        required=False, label=_("floor until"), widget=forms.DateInput(attrs={"type": "date"})
+    )
 
 
 @admin.register(Member)
@@ -124,7 +167,10 @@ class MemberAdmin(admin.ModelAdmin):
     summary_fields = [
         "tier",
         "tier_since",
+        "tier_period_start",
         "tier_expires_at",
+        "tier_floor",
+        "tier_floor_until",
         "lifetime_spend",
         "order_count",
         "last_order_at",
@@ -203,6 +249,53 @@ class MemberAdmin(admin.ModelAdmin):
     @admin.display(description=_("recent history"))
     def masked_history(self, member: Member) -> str:
         return self.history(member, masked=True)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.set_tier_view)
+        return [
+            path("<int:member_id>/set-tier/", view, name="members_member_set_tier"),
+            *super().get_urls(),
+        ]
+
+    def set_tier_view(self, request: HttpRequest, member_id: int) -> HttpResponse:
+        member = get_object_or_404(Member.objects.select_related("tier"), pk=member_id)
+        if not self.has_change_permission(request, member):
+            raise PermissionDenied
+        form = SetTierForm(
+            request.POST or None,
+            initial={
+                "tier": member.tier,
+                "tier_floor": member.tier_floor,
+                "floor_until": member.tier_floor_until,
+            },
+        )
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                services.member_set_tier_by_hand(
+                    member_id=member.pk,
+                    tier=data["tier"],
+                    reason=data["reason"],
+                    changed_by=request.user,
+                    floor=data["tier_floor"],
+                    floor_until=data["floor_until"],
+                )
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                self.message_user(request, _("The tier was set."), messages.SUCCESS)
+                return HttpResponseRedirect(
+                    reverse("admin:members_member_change", args=[member.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": member,
+            "title": _("Set the tier of %(member)s") % {"member": member},
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/members/member/set_tier.html", context)
 
     def save_model(self, request, obj, form, change) -> None:
         details = {

@@ -15,7 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from benefits.selectors import growth_balance, member_coupons, points_balance
+from benefits.services import points as points_services
 from core.api import StrictSerializer, recorded
+from rules.services import lifecycle
 
 from . import selectors, services
 from .models import Member, external_id_validator, phone_validator
@@ -63,11 +65,26 @@ class TierSerializer(serializers.Serializer):
 class CouponSerializer(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField()
+    discount = serializers.ChoiceField(choices=["amount", "percent"])
     min_spend = serializers.DecimalField(max_digits=12, decimal_places=2)
-    amount_off = serializers.DecimalField(max_digits=12, decimal_places=2)
+    amount_off = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+    percent_off = serializers.DecimalField(max_digits=5, decimal_places=2, allow_null=True)
+    max_discount = serializers.DecimalField(max_digits=12, decimal_places=2, allow_null=True)
+    stacking = serializers.ChoiceField(choices=["exclusive", "stackable"])
     issued_at = serializers.DateTimeField()
+    valid_from = serializers.DateTimeField(allow_null=True)
     expires_at = serializers.DateTimeField()
     status = serializers.ChoiceField(choices=["issued", "redeemed", "void", "expired"])
+    redeemed_order = serializers.CharField(allow_blank=True)
+    redeemed_at = serializers.DateTimeField(allow_null=True)
+
+
+class KeepTierSerializer(serializers.Serializer):
+    measure = serializers.ChoiceField(choices=["spend", "growth"])
+    threshold = serializers.DecimalField(max_digits=14, decimal_places=2)
+    reached = serializers.DecimalField(max_digits=14, decimal_places=2)
+    shortfall = serializers.DecimalField(max_digits=14, decimal_places=2)
+    period_start = serializers.DateTimeField(allow_null=True)
 
 
 class MemberSerializer(serializers.Serializer):
@@ -78,6 +95,11 @@ class MemberSerializer(serializers.Serializer):
     tier = TierSerializer(allow_null=True)
     tier_since = serializers.DateTimeField(allow_null=True)
     tier_expires_at = serializers.DateTimeField(allow_null=True)
+    keep_tier = KeepTierSerializer(
+        allow_null=True,
+        help_text="Progress towards keeping the tier in its current period; null when the "
+        "tier has no keep-tier threshold.",
+    )
     lifetime_spend = serializers.DecimalField(max_digits=14, decimal_places=2)
     order_count = serializers.IntegerField()
     points_balance = serializers.IntegerField()
@@ -96,6 +118,7 @@ def member_representation(member: Member) -> dict:
             "tier": member.tier,
             "tier_since": member.tier_since,
             "tier_expires_at": member.tier_expires_at,
+            "keep_tier": _keep_tier(member),
             "lifetime_spend": member.lifetime_spend,
             "order_count": member.order_count,
             "points_balance": points_balance(member_id=member.pk),
@@ -104,6 +127,20 @@ def member_representation(member: Member) -> dict:
             "coupons": member_coupons(member_id=member.pk),
         }
     ).data
+
+
+def _keep_tier(member: Member) -> dict | None:
+    tier = member.tier
+    if tier is None or tier.keep_threshold is None:
+        return None
+    figures = lifecycle.period_figures(member=member)
+    return {
+        "measure": tier.keep_metric,
+        "threshold": tier.keep_threshold,
+        "reached": figures[tier.keep_metric],
+        "shortfall": lifecycle.keep_shortfall(tier, figures),
+        "period_start": member.tier_period_start or member.tier_since,
+    }
 
 
 def _member_or_404(external_id: str) -> Member:
@@ -215,3 +252,53 @@ class EngagementCreateView(APIView):
             occurred_at=data["occurred_at"],
         )
         return recorded(EngagementSerializer(event).data, created)
+
+
+class PointsRedeemSerializer(StrictSerializer):
+    idempotency_key = serializers.CharField(
+        max_length=64,
+        validators=[external_id_validator],
+        help_text="Unique per redemption, e.g. the till's transaction id; a retry sends it again.",
+    )
+    points = serializers.IntegerField(min_value=1, max_value=100_000_000)
+    reason = serializers.CharField(max_length=200, required=False, default="")
+
+
+class PointsRedemptionSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(source="external_id")
+    points = serializers.SerializerMethodField()
+    reason = serializers.CharField()
+    balance = serializers.SerializerMethodField()
+    at = serializers.DateTimeField(source="created_at")
+
+    def get_points(self, entry) -> int:
+        return -entry.points
+
+    def get_balance(self, entry) -> int:
+        # The balance right after this redemption, so a replay answers as the first did:
+        # the member's entries are written under the member lock, so in id order.
+        return points_balance(member_id=entry.member_id, up_to_id=entry.pk)
+
+
+class PointsRedeemView(APIView):
+    @extend_schema(
+        operation_id="points_redeem",
+        request=PointsRedeemSerializer,
+        responses={
+            201: PointsRedemptionSerializer,
+            200: OpenApiResponse(PointsRedemptionSerializer, description="A replay."),
+        },
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        """Spend a member's points, oldest lots first. Never below zero: asking for more
+        than the balance is a 400 on `points`. Idempotent by `idempotency_key`: a retry
+        gets the recorded redemption (200), the key with other details a 409."""
+        serializer = PointsRedeemSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            entry, created = points_services.points_redeem(
+                member_external_id=external_id, **serializer.validated_data
+            )
+        except Member.DoesNotExist as exc:
+            raise Http404(str(exc)) from exc
+        return recorded(PointsRedemptionSerializer(entry).data, created)

@@ -40,6 +40,32 @@ class Validity(models.TextChoices):
     CALENDAR_YEAR = "calendar_year", _("until the end of the calendar year")
 
 
+class KeepMetric(models.TextChoices):
+    SPEND = "spend", _("spend in the period (net of refunds)")
+    GROWTH = "growth", _("growth points earned in the period")
+
+
+class LapseTo(models.TextChoices):
+    HIGHEST_QUALIFYING = "highest_qualifying", _("the highest tier the period's figures meet")
+    ONE_STEP = "one_step", _("one tier down")
+
+
+class RefundPolicy(models.TextChoices):
+    AT_ONCE = "at_once", _("at once: the upgrade is undone if its rule no longer holds")
+    END_OF_PERIOD = "end_of_period", _("at the end of the period, by the keep-tier threshold")
+
+
+def next_midnight(moment: datetime) -> datetime:
+    """`moment` rounded up to the start of a business day (TIME_ZONE): tiers and points
+    lapse at midnight, so the daily job just after it finds everything that lapsed."""
+    local = timezone.localtime(moment)
+    if local.time() == datetime.min.time():
+        return local
+    return timezone.make_aware(
+        datetime.combine(local.date() + timedelta(days=1), datetime.min.time())
+    )
+
+
 class Tier(models.Model):
     code = models.SlugField(_("code"), max_length=50, unique=True)
     name = models.CharField(_("name"), max_length=100)
@@ -74,6 +100,39 @@ class Tier(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
         help_text=_("When the validity is a number of days from the upgrade."),
     )
+    keep_metric = models.CharField(
+        _("keep-tier measure"), max_length=10, choices=KeepMetric.choices, default=KeepMetric.SPEND
+    )
+    keep_threshold = models.DecimalField(
+        _("keep-tier threshold"),
+        max_digits=14,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text=_(
+            "What a member must reach within the period to keep this tier, and what a lapsing "
+            "member of a higher tier must reach to land on it. Empty: no requirement."
+        ),
+    )
+    remind_days_before = models.PositiveSmallIntegerField(
+        _("remind days before lapsing"),
+        default=15,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text=_("When 'N days before the tier lapses' rules with no N of their own run."),
+    )
+    lapse_to = models.CharField(
+        _("at expiry, below the threshold, move to"),
+        max_length=20,
+        choices=LapseTo.choices,
+        default=LapseTo.HIGHEST_QUALIFYING,
+    )
+    refund_policy = models.CharField(
+        _("after a refund, re-check the tier"),
+        max_length=20,
+        choices=RefundPolicy.choices,
+        default=RefundPolicy.AT_ONCE,
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -106,9 +165,10 @@ class Tier(models.Model):
             )
 
     def expiry_from(self, start: datetime) -> datetime | None:
-        """When a membership of this tier that starts at `start` lapses (None: never)."""
+        """When a membership of this tier that starts at `start` lapses (None: never):
+        at the first midnight at least `validity_days` later, or on 1 January."""
         if self.validity == Validity.DAYS:
-            return start + timedelta(days=self.validity_days)
+            return next_midnight(start + timedelta(days=self.validity_days))
         if self.validity == Validity.CALENDAR_YEAR:
             local = timezone.localtime(start)
             return local.replace(
@@ -131,6 +191,18 @@ class Member(Evaluable):
     )
     tier_since = models.DateTimeField(_("on this tier since"), null=True, blank=True)
     tier_expires_at = models.DateTimeField(_("tier lapses at"), null=True, blank=True)
+    # The current period: from the upgrade or the last renewal to `tier_expires_at`.
+    tier_period_start = models.DateTimeField(_("tier period from"), null=True, blank=True)
+    # Set by an operator: automatic moves never go below this tier until the date.
+    tier_floor = models.ForeignKey(
+        Tier,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("never below"),
+    )
+    tier_floor_until = models.DateField(_("floor until"), null=True, blank=True)
     joined_at = models.DateTimeField(_("joined"), default=timezone.now)
     birthday = models.DateField(_("birthday"), null=True, blank=True)
     tags = models.ManyToManyField("Tag", blank=True, related_name="members", verbose_name=_("tags"))
@@ -165,7 +237,10 @@ class Member(Evaluable):
         return self.external_id
 
 
-class TierChange(models.Model):
+class TierChange(Evaluable):
+    """A move between tiers, or a renewal (same tier, a new period); rules on the
+    `tier_changed` trigger are evaluated for it."""
+
     member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes")
     from_tier = models.ForeignKey(
         Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -189,7 +264,7 @@ class TierChange(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = _("tier change")
         verbose_name_plural = _("tier history")
-        indexes = [models.Index(fields=["member", "-created_at"])]
+        indexes = [*Evaluable.Meta.indexes, models.Index(fields=["member", "-created_at"])]
 
     def __str__(self) -> str:
         return f"{self.from_tier or '-'} → {self.to_tier}"

@@ -1,7 +1,7 @@
 """Every write to members and tiers. Callers that change a member's totals or tier hold
 the member row lock (`member_lock`) first, always before any other row lock."""
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -9,6 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core.idempotency import payload_fingerprint, record_once
 from core.upsert import upsert
@@ -17,7 +18,19 @@ from .models import EngagementEvent, EngagementKind, Member, Tag, Tier, TierChan
 from .selectors import tier_base
 
 MEMBER_DETAIL_FIELDS = ("name", "phone", "email", "birthday")
-TIER_FIELDS = ("name", "rank", "discount_percent", "points_multiplier", "validity", "validity_days")
+TIER_FIELDS = (
+    "name",
+    "rank",
+    "discount_percent",
+    "points_multiplier",
+    "validity",
+    "validity_days",
+    "keep_metric",
+    "keep_threshold",
+    "remind_days_before",
+    "lapse_to",
+    "refund_policy",
+)
 
 
 def tier_upsert(*, code: str, **values: Any) -> tuple[Tier, bool]:
@@ -78,6 +91,7 @@ def member_upsert(
             external_id=external_id,
             tier=base,
             tier_since=timezone.now() if base else None,
+            tier_period_start=timezone.now() if base else None,
             joined_at=joined_at or timezone.now(),
             **details,
         )
@@ -99,9 +113,14 @@ def member_upsert(
 
 
 def member_lock(*, member_id: int) -> Member:
-    """Lock the member row for the rest of the transaction (SELECT ... FOR UPDATE)."""
-    # Lock the member row only (not the joined tier): the tier is read, never locked.
-    return Member.objects.select_for_update(of=("self",)).select_related("tier").get(pk=member_id)
+    """Lock the member row for the rest of the transaction (SELECT ... FOR UPDATE), then
+    read it with its tier."""
+    # Two statements, not one SELECT ... JOIN tier FOR UPDATE OF member: when that waits
+    # for a transaction that changed the member's tier, PostgreSQL re-checks the locked
+    # row's new version against the tier row it had already joined, and returns the member
+    # with no tier at all. Read after the lock is granted, everything is current.
+    Member.objects.select_for_update().filter(pk=member_id).values_list("pk").get()
+    return Member.objects.select_related("tier").get(pk=member_id)
 
 
 def member_totals_add_order(*, member: Member, amount: Decimal, placed_at: datetime) -> None:
@@ -121,27 +140,91 @@ def member_set_tier(
     allow_downgrade: bool = False,
     firing=None,
     changed_by: AbstractBaseUser | None = None,
+    at: datetime | None = None,
 ) -> TierChange | None:
-    """Move a locked member to `tier`. A downgrade happens only when allowed; moving to
-    the current tier is a no-op. Returns the recorded change, or None."""
+    """Move a locked member to `tier`, starting a new period at `at` (default now). A
+    downgrade happens only when allowed, and never below an operator's floor unless the
+    operator makes it; moving to the current tier is a no-op. Returns the change, or None."""
     current = member.tier
+    if current is not None and tier.rank < current.rank:
+        if not allow_downgrade:
+            return None
+        floor = member_tier_floor(member=member, on_date=timezone.localdate(at))
+        if changed_by is None and floor is not None and floor.rank > tier.rank:
+            tier = floor
     if current == tier:
         return None
-    if current is not None and tier.rank < current.rank and not allow_downgrade:
-        return None
-    now = timezone.now()
+    return _tier_change(
+        member=member, tier=tier, reason=reason, firing=firing, changed_by=changed_by, at=at
+    )
+
+
+def member_renew_tier(*, member: Member, reason: str) -> TierChange:
+    """Start the next period of a locked member's tier where the current one ends."""
+    return _tier_change(member=member, tier=member.tier, reason=reason, at=member.tier_expires_at)
+
+
+def _tier_change(*, member, tier, reason, firing=None, changed_by=None, at=None) -> TierChange:
+    at = at or timezone.now()
     change = TierChange.objects.create(
         member=member,
-        from_tier=current,
+        from_tier=member.tier,
         to_tier=tier,
         reason=reason,
         firing=firing,
         changed_by=changed_by,
-        created_at=now,
+        created_at=at,
     )
-    member.tier, member.tier_since, member.tier_expires_at = tier, now, tier.expiry_from(now)
-    member.save(update_fields=["tier", "tier_since", "tier_expires_at", "updated_at"])
+    if member.tier != tier:
+        member.tier_since = at
+    member.tier, member.tier_period_start, member.tier_expires_at = tier, at, tier.expiry_from(at)
+    member.save(
+        update_fields=["tier", "tier_since", "tier_period_start", "tier_expires_at", "updated_at"]
+    )
     return change
+
+
+def member_tier_floor(*, member: Member, on_date: date) -> Tier | None:
+    """The operator's floor for the member, while it holds."""
+    if member.tier_floor_id and member.tier_floor_until and member.tier_floor_until >= on_date:
+        return member.tier_floor
+    return None
+
+
+@transaction.atomic
+def member_set_tier_by_hand(
+    *,
+    member_id: int,
+    tier: Tier,
+    reason: str,
+    changed_by: AbstractBaseUser,
+    floor: Tier | None = None,
+    floor_until: date | None = None,
+) -> TierChange | None:
+    """An operator sets a member's tier, up or down, with a reason; optionally a floor the
+    automatic moves (lapses, refunds, rules) will not go below until a date."""
+    if not reason.strip():
+        raise ValidationError({"reason": gettext("Give the reason for the change.")})
+    if (floor is None) != (floor_until is None):
+        raise ValidationError(
+            {"floor_until": gettext("Give both the floor tier and its end date.")}
+        )
+    if floor_until is not None and floor_until < timezone.localdate():
+        raise ValidationError({"floor_until": gettext("The floor's end date has passed.")})
+    if floor is not None and floor.rank > tier.rank:
+        raise ValidationError({"tier_floor": gettext("The floor cannot be above the tier set.")})
+    member = member_lock(member_id=member_id)
+    if floor is not None:
+        reason = f"{reason} (never below {floor.name} until {floor_until.isoformat()})"
+    if member.tier_floor_id != (floor and floor.pk) or member.tier_floor_until != floor_until:
+        member.tier_floor, member.tier_floor_until = floor, floor_until
+        member.save(update_fields=["tier_floor", "tier_floor_until", "updated_at"])
+    if member.tier == tier:
+        # Same tier: record the operator's decision all the same, as a new period.
+        return _tier_change(member=member, tier=tier, reason=reason, changed_by=changed_by)
+    return member_set_tier(
+        member=member, tier=tier, reason=reason, allow_downgrade=True, changed_by=changed_by
+    )
 
 
 def member_tag(*, member: Member, tag: Tag, add: bool) -> bool:

@@ -25,6 +25,12 @@ def member_order_windows(
     return {days: (money(row[f"spend_{days}"] or 0), row[f"count_{days}"]) for days in windows}
 
 
+def member_spend_between(*, member_id: int, start: datetime, end: datetime) -> Decimal:
+    """Spend (net of refunds) of the orders placed in [start, end)."""
+    orders = Order.objects.filter(member_id=member_id, placed_at__gte=start, placed_at__lt=end)
+    return money(orders.aggregate(total=Sum(F("amount") - F("refunded_amount")))["total"] or 0)
+
+
 def order_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
     orders = Order.objects.filter(member_id=member_id)
     return [

@@ -9,7 +9,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from benefits import selectors as benefit_selectors
-from members.models import Member
+from members.models import Member, Tier
 
 from .models import Trigger
 
@@ -26,7 +26,9 @@ def occurrence_key(trigger: str, days: int | None, member: Member, on_date: date
             return f"anniversary:{on_date.year}"
     elif trigger == Trigger.TIER_EXPIRING:
         lapses = member.tier_expires_at and timezone.localdate(member.tier_expires_at)
-        if lapses and lapses == on_date + timedelta(days=days):
+        if days is None and member.tier:
+            days = member.tier.remind_days_before  # the tier's own reminder
+        if lapses and days and lapses == on_date + timedelta(days=days):
             return f"tier_expiring:{lapses}"
     elif trigger == Trigger.INACTIVE:
         last = timezone.localdate(member.last_order_at or member.joined_at)
@@ -52,9 +54,17 @@ def candidates(trigger: str, days: int | None, on_date: date) -> QuerySet[Member
             same_day |= Q(joined_at__month=2, joined_at__day=29)
         return Member.objects.filter(same_day, joined_at__lt=_start_of(date(on_date.year, 1, 1)))
     if trigger == Trigger.TIER_EXPIRING:
-        return Member.objects.filter(
-            tier_expires_at__range=_day_range(on_date + timedelta(days=days))
-        )
+        if days is not None:
+            return Member.objects.filter(
+                tier_expires_at__range=_day_range(on_date + timedelta(days=days))
+            )
+        lapsing = Q(pk__in=[])
+        for tier_id, tier_days in Tier.objects.values_list("pk", "remind_days_before"):
+            lapsing |= Q(
+                tier_id=tier_id,
+                tier_expires_at__range=_day_range(on_date + timedelta(days=tier_days)),
+            )
+        return Member.objects.filter(lapsing)
     if trigger == Trigger.INACTIVE:
         day = _day_range(on_date - timedelta(days=days))
         return Member.objects.filter(

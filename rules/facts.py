@@ -16,7 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from benefits import selectors as benefit_selectors
 from core.money import money
 from members import selectors as member_selectors
-from members.models import EngagementEvent, Member
+from members.models import EngagementEvent, Member, TierChange
 from orders import selectors as order_selectors
 from orders.models import Order, Refund
 
@@ -80,9 +80,11 @@ class FactSource:
         order: Order | None = None,
         refund: Refund | None = None,
         event: EngagementEvent | None = None,
+        tier_change: TierChange | None = None,
     ) -> None:
         self.member, self.now, self.needs = member, now, needs
         self.order, self.refund, self.event = order, refund, event
+        self.tier_change = tier_change
 
     @property
     def today(self):
@@ -113,6 +115,12 @@ class FactSource:
         return benefit_selectors.growth_balance(member_id=self.member.pk)
 
     @cached_property
+    def period_figures(self) -> dict[str, Decimal]:
+        from .services.lifecycle import period_figures  # the lifecycle reads facts too
+
+        return period_figures(member=self.member, now=self.now)
+
+    @cached_property
     def tags(self) -> frozenset[str]:
         return frozenset(self.member.tags.values_list("code", flat=True))
 
@@ -127,6 +135,7 @@ class FactSource:
             order=self.order,
             refund=self.refund,
             event=self.event,
+            tier_change=self.tier_change,
         )
         for name in (
             "order_windows",
@@ -134,6 +143,7 @@ class FactSource:
             "points_balance",
             "growth_points",
             "tags",
+            "period_figures",
         ):
             if name in self.__dict__ and name not in touched:
                 fresh.__dict__[name] = self.__dict__[name]
@@ -255,3 +265,34 @@ def _engagements_in_days(source: FactSource, need: Need) -> int:
 @fact("birthday_month", _("birthday month (1-12)"), COUNT)
 def _birthday_month(source: FactSource, need: Need) -> int | None:
     return source.member.birthday.month if source.member.birthday else None
+
+
+@fact("period_spend", _("spend in the current tier period"), MONEY)
+def _period_spend(source: FactSource, need: Need) -> Decimal:
+    return source.period_figures["spend"]
+
+
+@fact("period_growth_points", _("growth points earned in the current tier period"), COUNT)
+def _period_growth_points(source: FactSource, need: Need) -> int:
+    return int(source.period_figures["growth"])
+
+
+@fact("keep_tier_shortfall", _("still needed to keep the tier (0: kept)"), MONEY)
+def _keep_tier_shortfall(source: FactSource, need: Need) -> Decimal:
+    from .services.lifecycle import keep_shortfall
+
+    return keep_shortfall(source.member.tier, source.period_figures)
+
+
+@fact("previous_tier", _("tier before the change (tier changed trigger)"), TIER)
+def _previous_tier(source: FactSource, need: Need) -> str | None:
+    change = source.tier_change
+    return change.from_tier.code if change and change.from_tier else None
+
+
+@fact("tier_move", _("ranks moved (tier changed trigger): up > 0, down < 0, renewed 0"), COUNT)
+def _tier_move(source: FactSource, need: Need) -> int | None:
+    change = source.tier_change
+    if change is None:
+        return None
+    return change.to_tier.rank - (change.from_tier.rank if change.from_tier else 0)

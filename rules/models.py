@@ -22,6 +22,7 @@ class Trigger(models.TextChoices):
     ORDER_REFUNDED = "order_refunded", _("order refunded")
     MEMBER_JOINED = "member_joined", _("member joined")
     ENGAGEMENT = "engagement", _("engagement (check-in, review, share…)")
+    TIER_CHANGED = "tier_changed", _("tier changed (upgrade, downgrade or renewal)")
     # Clock triggers, checked once a day by the daily job:
     BIRTHDAY = "birthday", _("birthday")
     JOIN_ANNIVERSARY = "join_anniversary", _("anniversary of joining")
@@ -60,8 +61,8 @@ class Rule(models.Model):
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
         help_text=_(
-            "For 'N days before the tier lapses', 'no order for N days' and "
-            "'N days before points lapse'."
+            "For 'N days before the tier lapses' (empty: each tier's own reminder days), "
+            "'no order for N days' and 'N days before points lapse'."
         ),
     )
     engagement_kind = models.ForeignKey(
@@ -122,7 +123,11 @@ class Rule(models.Model):
         errors = {}
         if self.active_from and self.active_until and self.active_until <= self.active_from:
             errors["active_until"] = _("Must be after 'active from'.")
-        if self.trigger in TRIGGERS_WITH_DAYS and not self.trigger_days:
+        if (
+            self.trigger in TRIGGERS_WITH_DAYS
+            and self.trigger != Trigger.TIER_EXPIRING
+            and not self.trigger_days
+        ):
             errors["trigger_days"] = _("'%(trigger)s' needs N, the number of days.") % {
                 "trigger": self.get_trigger_display()
             }

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from django.utils import timezone
 
 from core.models import Evaluable
-from members.models import EngagementEvent, Member
+from members.models import EngagementEvent, Member, TierChange
 from orders.models import Order, Refund
 
 from . import clock
@@ -24,6 +24,7 @@ class Occurrence:
     order: Order | None = None
     refund: Refund | None = None
     event: EngagementEvent | None = None
+    tier_change: TierChange | None = None
     subject: Evaluable | None = None  # marked evaluated with the firings
     by_job: bool = False  # an operator's "apply to existing members", not the trigger
     # When the facts are judged: now, but the end of the day for a catch-up clock run.

@@ -1,13 +1,20 @@
 """The points ledger. Callers hold the member row lock."""
 
 import math
+from datetime import datetime
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from core.idempotency import payload_fingerprint, record_once
 from core.upsert import upsert
+from members import services as member_services
 from members.models import Member
 from orders.models import Order
 
 from ..models import EarningPolicy, PointsEntry
+from ..selectors import points_balance, points_lots
 
 
 def order_earn_points(*, member: Member, order: Order, policy: EarningPolicy) -> PointsEntry | None:
@@ -38,6 +45,60 @@ def points_award(
     entry.expires_at = policy.points_expiry_from(entry.created_at)
     entry.save()
     return entry
+
+
+def points_expire(*, member: Member, at: datetime) -> PointsEntry | None:
+    """Write off, as one ledger entry at `at`, what is left of the member's lots that lapsed
+    by then. Spending uses up the soonest-lapsing lots first, so what is left of lapsed
+    lots is exactly what was never used; running it twice writes nothing the second time."""
+    lapsed = sum(
+        left
+        for lot, left in points_lots(member_id=member.pk)
+        if lot.expires_at is not None and lot.expires_at <= at
+    )
+    if lapsed <= 0:
+        return None
+    return PointsEntry.objects.create(
+        member=member,
+        kind=PointsEntry.Kind.EXPIRE,
+        points=-lapsed,
+        reason="points lapsed",
+        created_at=at,
+    )
+
+
+def points_redeem(
+    *, member_external_id: str, points: int, idempotency_key: str, reason: str = ""
+) -> tuple[PointsEntry, bool]:
+    """Spend points, once per idempotency key: (entry, created). A replay returns the
+    recorded entry; the key reused with other details raises SubjectConflict. Never takes
+    a balance below zero: lapsed points are written off first, then the rest must cover
+    the redemption."""
+    payload_hash = payload_fingerprint(member=member_external_id, points=points, reason=reason)
+
+    def create() -> PointsEntry:
+        found = Member.objects.filter(external_id=member_external_id).first()
+        if found is None:
+            raise Member.DoesNotExist(f"No member with external id '{member_external_id}'.")
+        member = member_services.member_lock(member_id=found.pk)
+        points_expire(member=member, at=timezone.now())
+        balance = points_balance(member_id=member.pk)
+        if points > balance:
+            raise ValidationError(
+                {"points": f"Only {balance} points are available; {points} were asked for."}
+            )
+        return PointsEntry.objects.create(
+            member=member,
+            kind=PointsEntry.Kind.REDEEM,
+            points=-points,
+            reason=reason or "redeemed",
+            external_id=idempotency_key,
+            payload_hash=payload_hash,
+        )
+
+    return record_once(
+        PointsEntry, external_id=idempotency_key, payload_hash=payload_hash, create=create
+    )
 
 
 def earning_policy_update(**values) -> tuple[EarningPolicy, bool]:

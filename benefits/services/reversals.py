@@ -7,6 +7,7 @@ call again, and in any order: the refund's evaluation calls it, and so does the 
 in case the refund was evaluated first."""
 
 import math
+from collections.abc import Iterator
 
 from django.db.models import Q, Sum
 
@@ -24,39 +25,50 @@ def order_reversals_apply(*, member: Member, order: Order) -> int:
     if not order.refunded_amount:
         return 0
     written = 0
+    for ledger, group, owed, taken in order_reversal_balances(order=order):
+        if owed > taken:
+            written += _reverse(ledger, member, order, group, owed - taken)
+    if order.is_fully_refunded:
+        coupons_void_for_order(order_id=order.pk)
+    return written
+
+
+def order_reversal_balances(*, order: Order) -> Iterator[tuple[type, Q, int, int]]:
+    """(ledger, group, owed, taken) for each group of entries the order's refunds take
+    from: the order's own earning, then each rule firing the order caused. `owed` is what
+    the refunds should have taken back by now, `taken` what was."""
     for ledger in (PointsEntry, GrowthEntry):
-        # The order's own earning, then each rule firing the order caused.
         groups = [Q(order=order, firing__isnull=True)]
         firing_ids = (
             ledger.objects.filter(
-                member=member, firing__order=order, firing__trigger=ORDER_PAID, points__gt=0
+                member_id=order.member_id,
+                firing__order=order,
+                firing__trigger=ORDER_PAID,
+                points__gt=0,
             )
             .values_list("firing_id", flat=True)
             .distinct()
         )
         groups += [Q(firing_id=firing_id) for firing_id in firing_ids]
         for group in groups:
-            written += _reverse_group(ledger, member, order, group)
-    if order.is_fully_refunded:
-        coupons_void_for_order(order_id=order.pk)
-    return written
+            entries = ledger.objects.filter(group, member_id=order.member_id)
+            given = entries.filter(points__gt=0).aggregate(total=Sum("points"))["total"] or 0
+            reversed_ = entries.filter(kind=ledger.Kind.REVERSE).aggregate(total=Sum("points"))
+            taken = -(reversed_["total"] or 0)
+            if order.is_fully_refunded:
+                owed = given
+            else:
+                owed = math.floor(given * order.refunded_amount / order.amount)
+            yield ledger, group, owed, taken
 
 
-def _reverse_group(ledger, member: Member, order: Order, group: Q) -> int:
+def _reverse(ledger, member: Member, order: Order, group: Q, points: int) -> int:
     entries = ledger.objects.filter(group, member=member)
-    given = entries.filter(points__gt=0).aggregate(total=Sum("points"))["total"] or 0
-    taken = -(entries.filter(kind=ledger.Kind.REVERSE).aggregate(total=Sum("points"))["total"] or 0)
-    if order.is_fully_refunded:
-        owed = given
-    else:
-        owed = math.floor(given * order.refunded_amount / order.amount)
-    if owed <= taken:
-        return 0
     firing_id = entries.filter(points__gt=0).values_list("firing_id", flat=True).first()
     ledger.objects.create(
         member=member,
         kind=ledger.Kind.REVERSE,
-        points=-(owed - taken),
+        points=-points,
         reason=f"refund of order {order.external_id}",
         order=order,
         firing_id=firing_id,

@@ -1,7 +1,10 @@
 """`dump_programme`: the database's programme in the file format `load_programme` reads.
 Loading a dump changes nothing. Keys that hold their default are left out."""
 
+from datetime import datetime
 from decimal import Decimal
+
+from django.utils import timezone
 
 from benefits.models import CouponTemplate, EarningPolicy
 from members.models import EngagementKind, Tag, Tier, Validity
@@ -68,6 +71,23 @@ def _tier(tier: Tier) -> dict:
         data["validity"] = tier.validity
     if tier.validity_days:
         data["validity_days"] = tier.validity_days
+    return data | _non_default(
+        tier, ["keep_metric", "keep_threshold", "remind_days_before", "lapse_to", "refund_policy"]
+    )
+
+
+def _non_default(obj, names: list[str]) -> dict:
+    """The fields among `names` that differ from the model's default, as file values."""
+    data = {}
+    for name in names:
+        value, default = getattr(obj, name), obj._meta.get_field(name).get_default()
+        if value == default:
+            continue
+        if isinstance(value, Decimal):
+            value = _number(value)
+        elif isinstance(value, datetime):
+            value = timezone.localtime(value).isoformat()
+        data[name] = value
     return data
 
 
@@ -81,13 +101,22 @@ def _engagement_kind(kind: EngagementKind) -> dict:
 
 
 def _coupon_template(template: CouponTemplate) -> dict:
-    return {
-        "code": template.code,
-        "name": template.name,
-        "min_spend": _number(template.min_spend),
-        "amount_off": _number(template.amount_off),
-        "valid_days": template.valid_days,
-    }
+    data = {"code": template.code, "name": template.name, "min_spend": _number(template.min_spend)}
+    return data | _non_default(
+        template,
+        [
+            "discount",
+            "amount_off",
+            "percent_off",
+            "max_discount",
+            "valid_days",
+            "valid_from",
+            "valid_until",
+            "per_member_limit",
+            "budget",
+            "stacking",
+        ],
+    )
 
 
 def rule_as_data(rule: Rule) -> dict:

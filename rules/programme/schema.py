@@ -49,6 +49,11 @@ class TierSpec(StrictModelSerializer):
             "points_multiplier",
             "validity",
             "validity_days",
+            "keep_metric",
+            "keep_threshold",
+            "remind_days_before",
+            "lapse_to",
+            "refund_policy",
         ]
 
 
@@ -75,7 +80,21 @@ class EarningSpec(StrictModelSerializer):
 class CouponTemplateSpec(StrictModelSerializer):
     class Meta:
         model = CouponTemplate
-        fields = ["code", "name", "min_spend", "amount_off", "valid_days"]
+        fields = [
+            "code",
+            "name",
+            "discount",
+            "min_spend",
+            "amount_off",
+            "percent_off",
+            "max_discount",
+            "valid_days",
+            "valid_from",
+            "valid_until",
+            "per_member_limit",
+            "budget",
+            "stacking",
+        ]
 
 
 class NotificationTemplateSpec(StrictModelSerializer):
@@ -216,7 +235,8 @@ class RuleSpec(StrictSerializer):
         if start and end and end <= start:
             raise serializers.ValidationError({"active_until": "Must be after 'active_from'."})
         trigger = data["trigger"]
-        needs_days = trigger in (Trigger.TIER_EXPIRING, Trigger.INACTIVE, Trigger.POINTS_EXPIRING)
+        # tier_expiring without days uses each tier's remind_days_before
+        needs_days = trigger in (Trigger.INACTIVE, Trigger.POINTS_EXPIRING)
         if needs_days and data["days"] is None:
             raise serializers.ValidationError({"days": f"'{trigger}' needs 'days' (N)."})
         if not needs_days and data["days"] is not None:

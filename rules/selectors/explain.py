@@ -40,6 +40,7 @@ def rule_explain(rule: Rule, member: Member) -> Explanation:
         order=occurrence.order if occurrence else None,
         refund=occurrence.refund if occurrence else None,
         event=occurrence.event if occurrence else None,
+        tier_change=occurrence.tier_change if occurrence else None,
     )
     facts = facts_compute(source)
     evaluation = engine.rule_evaluate(rule, facts)
@@ -108,6 +109,14 @@ def _stand_in(rule: Rule, member: Member, notes: list[str]) -> Occurrence | None
         return Occurrence(
             rule.trigger, f"event:{event.pk}", timezone.localdate(event.occurred_at), event=event
         )
+    if rule.trigger == Trigger.TIER_CHANGED:
+        change = member.tier_changes.select_related("from_tier", "to_tier").first()
+        if change is None:
+            notes.append(gettext("The member's tier has never changed."))
+            return None
+        notes.append(gettext("Triggering change: the latest, %(change)s.") % {"change": change})
+        day = timezone.localdate(change.created_at)
+        return Occurrence(rule.trigger, f"tier_change:{change.pk}", day, tier_change=change)
     if rule.trigger in CLOCK_TRIGGERS:
         if clock.occurrence_key(rule.trigger, rule.trigger_days, member, today) is None:
             notes.append(

@@ -26,7 +26,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, ExtractMonth, Round
+from django.db.models.functions import Cast, Coalesce, ExtractMonth, Round
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
@@ -39,7 +39,7 @@ from ..engine import condition_need
 from ..facts import FACTS
 from ..models import Rule, RuleCondition
 
-EVENT_FACTS = {"order_amount", "refund_amount", "engagement_kind"}
+EVENT_FACTS = {"order_amount", "refund_amount", "engagement_kind", "previous_tier", "tier_move"}
 MONEY = DecimalField(max_digits=14, decimal_places=2)
 EVERYONE = Q(pk__isnull=False)
 
@@ -126,7 +126,36 @@ def _expression(need, now: datetime):
         if need.event_kind:
             events = events.filter(kind__code=need.event_kind)
         return _member_count(events)
+    if fact in ("period_spend", "period_growth_points", "keep_tier_shortfall"):
+        return _period_expression(fact, now)
     raise ValueError(f"No SQL for fact '{fact}'")
+
+
+def _period_expression(fact: str, now: datetime):
+    """The member's current tier period, as lifecycle.period_figures measures it."""
+    start = Coalesce(OuterRef("tier_period_start"), OuterRef("tier_since"), OuterRef("joined_at"))
+    end = Coalesce(OuterRef("tier_expires_at"), Value(now))
+    spend = _member_sum(
+        Order.objects.filter(placed_at__gte=start, placed_at__lt=end),
+        F("amount") - F("refunded_amount"),
+        MONEY,
+    )
+    growth = _member_sum(
+        GrowthEntry.objects.filter(created_at__gte=start, created_at__lt=end),
+        "points",
+        IntegerField(),
+    )
+    if fact == "period_spend":
+        return spend
+    if fact == "period_growth_points":
+        return growth
+    figure = Case(When(tier__keep_metric="growth", then=Cast(growth, MONEY)), default=spend)
+    return Case(
+        When(tier__keep_threshold__isnull=True, then=Value(Decimal(0))),
+        When(Q(tier__keep_threshold__gt=figure), then=F("tier__keep_threshold") - figure),
+        default=Value(Decimal(0)),
+        output_field=MONEY,
+    )
 
 
 def _member_sum(rows: QuerySet, value, output) -> Coalesce:

@@ -31,6 +31,9 @@ from .. import clock, engine
 from ..facts import FACTS, FactSource, facts_compute
 from ..models import CLOCK_TRIGGERS, ActionKind, FiringLimit, Rule, RuleFiring, Trigger
 from ..occurrences import Occurrence, occurrence_key
+from ..services import lifecycle
+
+PERIOD_FACTS = {"period_spend", "period_growth_points", "keep_tier_shortfall"}
 
 MEMBERS_PER_BATCH = 500
 
@@ -122,6 +125,12 @@ def _occurrences(rule: Rule, start: datetime, now: datetime) -> dict[int, list[S
             events = events.filter(kind_id=rule.engagement_kind_id)
         for event in events:
             found[event.member_id].append(_at(event.occurred_at, f"event:{event.pk}", event=event))
+    elif rule.trigger == Trigger.TIER_CHANGED:
+        changes = TierChange.objects.filter(created_at__gt=start, created_at__lte=now)
+        for change in changes.select_related("from_tier", "to_tier"):
+            found[change.member_id].append(
+                _at(change.created_at, f"tier_change:{change.pk}", tier_change=change)
+            )
     elif rule.trigger == Trigger.MEMBER_JOINED:
         for member_id, joined_at in Member.objects.filter(
             joined_at__gt=start, joined_at__lte=now
@@ -144,6 +153,7 @@ def _at(at: datetime, key: str, **subjects) -> SimpleNamespace:
         order=subjects.get("order"),
         refund=subjects.get("refund"),
         event=subjects.get("event"),
+        tier_change=subjects.get("tier_change"),
     )
 
 
@@ -242,7 +252,12 @@ def _replay(rule: Rule, history: _History, occurrences, needs, already: set) -> 
             order=item.order,
             refund=item.refund,
             event=item.event,
+            tier_change=item.tier_change,
         )
+        if "period_figures" not in overlay and any(n.fact in PERIOD_FACTS for n in needs):
+            # The current tier period's figures, as of today (not replayed).
+            overlay["period_figures"] = lifecycle.period_figures(member=member)
+        source.__dict__["period_figures"] = overlay.get("period_figures")
         source.__dict__.update(
             order_windows={
                 need.days: history.orders_between(item.at - timedelta(days=need.days), item.at)
@@ -289,7 +304,9 @@ def _apply(rule: Rule, overlay: dict, tier) -> dict:
                 cost["tier_changes"] += 1
         elif action.kind == ActionKind.ISSUE_COUPON:
             cost["coupons"] += 1
-            cost["coupon_value"] += action.coupon_template.amount_off
+            # A percentage coupon's value is at most its cap (0 when uncapped: unknown).
+            template = action.coupon_template
+            cost["coupon_value"] += template.amount_off or template.max_discount or 0
         elif action.kind == ActionKind.AWARD_POINTS:
             overlay["points"] += action.points
             cost["points"] += action.points
@@ -370,7 +387,8 @@ def _tier_lapse_days(first: date, last: date, days: int):
             lapses = change.to_tier.expiry_from(change.created_at)
             if lapses is None:
                 continue
-            day = timezone.localdate(lapses) - timedelta(days=days)
+            before = days if days is not None else change.to_tier.remind_days_before
+            day = timezone.localdate(lapses) - timedelta(days=before)
             replaced = history[index + 1].created_at if index + 1 < len(history) else None
             if first <= day <= last and (
                 replaced is None or replaced >= _start_of(day + timedelta(days=1))

@@ -1,30 +1,57 @@
-"""The daily job's clock triggers: for each live birthday, anniversary, tier-expiring,
-inactivity and points-expiring rule, the members it may concern that day are evaluated.
-Running a day twice changes nothing: firings are unique per occurrence."""
+"""The daily job. For a business day: first the points and tiers that lapsed at its
+start (points written off, tiers renewed or moved down), then, for each live birthday,
+anniversary, tier-expiring, inactivity and points-expiring rule, the members it may
+concern that day are evaluated. Running a day twice changes nothing: what lapsed is
+settled once, and firings are unique per occurrence."""
 
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, timedelta
 from itertools import islice
 
+from django.db import transaction
+
+from benefits.models import PointsEntry
+from benefits.services.points import points_expire
 from core.queue import enqueue
+from members import services as member_services
 
 from .. import clock
 from ..models import CLOCK_TRIGGERS
 from .evaluation import member_evaluate, rules_live
+from .lifecycle import member_tier_lapse, start_of, tier_lapses_due
 
 BATCH = 500
+POINTS_EXPIRY, TIER_LAPSE = "points_expiry", "tier_lapse"
 
 
 def clock_batches(on_date: date) -> Iterator[tuple[str, list[int]]]:
-    """(trigger, member ids) in batches: every member a live clock rule may concern."""
+    """(work, member ids) in batches: the lapses first, then every member a live clock
+    rule may concern."""
+    yield from _batched(POINTS_EXPIRY, _points_lapsed(on_date))
+    yield from _batched(TIER_LAPSE, tier_lapses_due(on_date))
     for trigger in sorted(CLOCK_TRIGGERS):
         rules = rules_live(trigger=trigger)
         member_ids: set[int] = set()
         for days in {rule.trigger_days for rule in rules}:
             member_ids.update(clock.candidates(trigger, days, on_date).values_list("pk", flat=True))
-        ordered = iter(sorted(member_ids))
-        while batch := list(islice(ordered, BATCH)):
-            yield trigger, batch
+        yield from _batched(trigger, sorted(member_ids))
+
+
+def _batched(work: str, member_ids: list[int]) -> Iterator[tuple[str, list[int]]]:
+    ordered = iter(member_ids)
+    while batch := list(islice(ordered, BATCH)):
+        yield work, batch
+
+
+def _points_lapsed(on_date: date) -> list[int]:
+    """Members with points lots that lapsed during the night before `on_date` began (a
+    missed night is caught up by running its day)."""
+    lots = PointsEntry.objects.filter(
+        points__gt=0,
+        expires_at__gt=start_of(on_date - timedelta(days=1)),
+        expires_at__lte=start_of(on_date),
+    )
+    return sorted(set(lots.values_list("member_id", flat=True)))
 
 
 def clock_triggers_enqueue(on_date: date) -> int:
@@ -39,15 +66,29 @@ def clock_triggers_enqueue(on_date: date) -> int:
 
 
 def clock_batch_evaluate(*, trigger: str, member_ids: list[int], on_date: date) -> int:
-    """Evaluate a batch, each member in its own transaction. Returns the rules fired."""
+    """Run a batch, each member in its own transaction. Returns what it did: points
+    write-offs, tier changes, or rules fired."""
+    if trigger == POINTS_EXPIRY:
+        return sum(_expire_points(member_id, on_date) for member_id in member_ids)
+    if trigger == TIER_LAPSE:
+        return sum(
+            len(member_tier_lapse(member_id=member_id, on_date=on_date)) for member_id in member_ids
+        )
     return sum(
         len(member_evaluate(member_id=member_id, trigger=trigger, on_date=on_date).fired)
         for member_id in member_ids
     )
 
 
+def _expire_points(member_id: int, on_date: date) -> int:
+    with transaction.atomic():
+        member = member_services.member_lock(member_id=member_id)
+        return 1 if points_expire(member=member, at=start_of(on_date)) else 0
+
+
 def clock_triggers_run(on_date: date, progress: Callable[[str, int], None] | None = None) -> dict:
-    """Run the day in this process (the `run_daily` command). Returns firings by trigger."""
+    """Run the day in this process (the `run_daily` command). Returns, per kind of work,
+    what it did (see clock_batch_evaluate)."""
     fired: dict[str, int] = {}
     for trigger, member_ids in clock_batches(on_date):
         fired[trigger] = fired.get(trigger, 0) + clock_batch_evaluate(

@@ -24,7 +24,7 @@ from benefits.services import reversals
 from core.models import Evaluable, mark_evaluated
 from core.queue import enqueue
 from members import services as member_services
-from members.models import EngagementEvent, Member
+from members.models import EngagementEvent, Member, TierChange
 from orders.models import Order, Refund
 
 from .. import clock, engine
@@ -41,6 +41,7 @@ from ..models import (
     Trigger,
 )
 from ..occurrences import Occurrence, firing_block, occurrence_key
+from . import lifecycle
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ SUBJECTS: dict[str, tuple[type[Evaluable], str]] = {
     Trigger.ORDER_REFUNDED: (Refund, "order__member_id"),
     Trigger.ENGAGEMENT: (EngagementEvent, "member_id"),
     Trigger.MEMBER_JOINED: (Member, "pk"),
+    Trigger.TIER_CHANGED: (TierChange, "member_id"),
 }
 
 
@@ -176,6 +178,11 @@ def _occurrence(trigger: str, member: Member, subject_id: int | None, on_date: d
             refund=subject,
             subject=subject,
         )
+    if trigger == Trigger.TIER_CHANGED:
+        day = timezone.localdate(subject.created_at)
+        return Occurrence(
+            trigger, f"tier_change:{subject.pk}", day, tier_change=subject, subject=subject
+        )
     day = timezone.localdate(subject.occurred_at)
     return Occurrence(trigger, f"event:{subject.pk}", day, event=subject, subject=subject)
 
@@ -189,6 +196,7 @@ def _base_effects(member: Member, occurrence: Occurrence, policy: EarningPolicy)
     elif occurrence.trigger == Trigger.ORDER_REFUNDED:
         order = Order.objects.get(pk=occurrence.order.pk)  # with all refunds so far
         reversals.order_reversals_apply(member=member, order=order)
+        lifecycle.tier_recheck_after_refund(member=member, order=order)
     elif occurrence.trigger == Trigger.ENGAGEMENT:
         growth_services.engagement_earn_growth(member=member, event=occurrence.event)
 
@@ -221,6 +229,7 @@ def _fire(
         order=occurrence.order,
         refund=occurrence.refund,
         event=occurrence.event,
+        tier_change=occurrence.tier_change,
     )
     facts = facts_compute(source)
     evaluated = Evaluated()

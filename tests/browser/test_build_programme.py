@@ -53,7 +53,7 @@ CHROMIUM_FLAGS = [
 ]
 
 SILVER_SMS = "尊敬的{{ member.name }}，恭喜您成功升级为{{ tier.name }}，专属{{ tier.discount_label }}优惠已生效，并为您奉上升级礼券一张！"
-GOLD_KEEP_SMS = "尊敬的{{ member.name }}，您的{{ tier.name }}资格将于15天后到期。为您奉上满{{ coupon.min_spend }}减{{ coupon.amount_off }}保级券一张，{{ coupon.expires_at|date:'n月j日' }}前有效，期待您的光临！"
+GOLD_KEEP_SMS = "尊敬的{{ member.name }}，您的{{ tier.name }}资格将于{{ tier.expires_at|date:'n月j日' }}到期。为您奉上满{{ coupon.min_spend }}减{{ coupon.amount_off }}保级券一张，{{ coupon.expires_at|date:'n月j日' }}前有效，期待您的光临！"
 
 
 @pytest.fixture
@@ -218,11 +218,11 @@ def build_catalogue(driver: WebDriver, server: str) -> None:
     save(driver)
 
     tiers = [
-        ("regular", "普通会员", "0", "2", "never lapses", ""),
-        ("silver", "银卡会员", "1", "5", "a number of days from the upgrade", "365"),
-        ("gold", "金卡会员", "2", "10", "a number of days from the upgrade", "365"),
+        ("regular", "普通会员", "0", "2", "never lapses", "", ""),
+        ("silver", "银卡会员", "1", "5", "a number of days from the upgrade", "365", "1000"),
+        ("gold", "金卡会员", "2", "10", "a number of days from the upgrade", "365", "5000"),
     ]
-    for code, name, rank, discount, validity, days in tiers:
+    for code, name, rank, discount, validity, days, keep in tiers:
         values = {
             "code": code,
             "name": name,
@@ -232,6 +232,7 @@ def build_catalogue(driver: WebDriver, server: str) -> None:
         }
         if days:
             values["validity_days"] = days
+            values["keep_threshold"] = keep
         add_object(driver, server, "members/tier", values)
 
     add_object(
@@ -297,11 +298,12 @@ def build_retention_rule(driver: WebDriver, server: str) -> None:
             "code": "gold-keep-reminder",
             "name": "金卡到期前15天保级提醒",
             "trigger": "N days before the tier lapses",
-            "trigger_days": "15",
             "firing_limit": "every time the trigger happens",
         },
     )
+    # No N: Gold's own "remind days before lapsing" (15)
     add_condition(driver, 1, "tier", "=", "gold")
+    add_condition(driver, 2, "still needed to keep the tier (0: kept)", ">", "0")
     add_action(driver, 1, "issue coupon", coupon_template="金卡保级券")
     add_action(driver, 2, "send message", notification_template="gold-keep-sms")
     save(driver)
@@ -377,8 +379,12 @@ def test_an_operator_builds_previews_simulates_and_switches_on_the_seed_programm
         "4. send message",
     ]
     reminder = Rule.objects.get(code="gold-keep-reminder")
-    assert (reminder.trigger, reminder.trigger_days) == ("tier_expiring", 15)
-    assert [(c.fact, c.op, c.value) for c in reminder.conditions.all()] == [("tier", "eq", "gold")]
+    # no N of its own: Gold's 15 days
+    assert (reminder.trigger, reminder.trigger_days) == ("tier_expiring", None)
+    assert [(c.fact, c.op, c.value) for c in reminder.conditions.all()] == [
+        ("tier", "eq", "gold"),
+        ("keep_tier_shortfall", "gt", "0"),
+    ]
     assert [a.kind for a in reminder.actions.all()] == ["issue_coupon", "notify"]
 
     # 4. Data for the tools.
@@ -478,6 +484,8 @@ def test_an_operator_builds_previews_simulates_and_switches_on_the_seed_programm
         Decimal("100.00"),
     )
     reminder_sms = Notification.objects.get(member=gold)
+    lapses = timezone.localtime(gold.tier_expires_at)
     assert reminder_sms.body.startswith(
-        "尊敬的会员M-GOLD，您的金卡会员资格将于15天后到期。为您奉上满500减100保级券一张"
+        f"尊敬的会员M-GOLD，您的金卡会员资格将于{lapses.month}月{lapses.day}日到期。"
+        "为您奉上满500减100保级券一张"
     )

@@ -40,4 +40,6 @@ def test_demo_setup_loads_the_seed_and_prints_a_login_and_a_key():
         "silver-at-2000",
         "silver-by-growth",
         "gold-keep-reminder",
+        "tier-renewed",
+        "tier-lapsed",
     }

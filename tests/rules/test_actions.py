@@ -66,7 +66,13 @@ def fresh(member) -> Member:
     ("validity", "now", "expires_at"),
     [
         ({"validity": "forever"}, NOW, None),
-        ({"validity": "days", "validity_days": 365}, NOW, NOW + timedelta(days=365)),
+        # days: to the first midnight (here) at least that many days later
+        ({"validity": "days", "validity_days": 365}, NOW, local(2026, 3, 11, 0, 0)),
+        (
+            {"validity": "days", "validity_days": 365},
+            local(2025, 3, 10, 0, 0),
+            local(2026, 3, 10, 0, 0),
+        ),
         ({"validity": "calendar_year"}, NOW, local(2026, 1, 1, 0, 0)),
         # 23:30 on 31 December here is still 2025 in UTC too, but 00:00 on 1 January
         # is the end of the local calendar year
@@ -184,7 +190,8 @@ def test_issue_coupon_copies_the_templates_terms_and_expires_after_valid_days():
     ("policy", "expires_at"),
     [
         ({"points_expiry": "never"}, None),
-        ({"points_expiry": "days", "points_valid_days": 90}, NOW + timedelta(days=90)),
+        # to the first midnight (here) at least 90 days later
+        ({"points_expiry": "days", "points_valid_days": 90}, local(2025, 6, 9, 0, 0)),
         ({"points_expiry": "end_of_following_year"}, local(2027, 1, 1, 0, 0)),
     ],
 )

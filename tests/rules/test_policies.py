@@ -106,7 +106,7 @@ def test_a_member_without_a_tier_earns_the_base_rate():
     ("policy", "expires_at"),
     [
         ({"points_expiry": "never"}, None),
-        ({"points_expiry": "days", "points_valid_days": 30}, local(2025, 3, 1, 9) + timedelta(30)),
+        ({"points_expiry": "days", "points_valid_days": 30}, local(2025, 4, 1, 0, 0)),
         ({"points_expiry": "end_of_following_year"}, local(2027, 1, 1, 0, 0)),
         # placed at 00:30 on 1 January 2025 here (still 2024 in UTC)
         (

@@ -17,12 +17,10 @@ from orders.services import order_record, refund_record
 from rules import engine, logic
 from rules.facts import FACTS, FactSource, facts_compute
 from rules.models import Rule, RuleCondition
-from rules.selectors.preview import members_matching
+from rules.selectors.preview import EVENT_FACTS, members_matching
 from tests.factories import MemberFactory, RuleFactory, TierFactory, condition
 
 pytestmark = pytest.mark.django_db
-
-EVENT_FACTS = {"order_amount", "refund_amount", "engagement_kind"}
 
 
 # --- Small helpers -------------------------------------------------------------------

@@ -34,7 +34,7 @@ def test_the_seed_programme_loads():
 
     # then
     assert report.changed
-    assert counts() == (3, 3, 3, 4)
+    assert counts() == (3, 3, 5, 6)
     assert list(Tier.objects.values_list("code", "rank", "discount_percent")) == [
         ("regular", 0, Decimal("2.00")),
         ("silver", 1, Decimal("5.00")),
@@ -86,13 +86,13 @@ def test_a_changed_file_updates_in_place_by_code():
     report = programme_load(changed)
 
     # then
-    assert report.counts["rules"] == {"created": 0, "updated": 1, "unchanged": 3}
+    assert report.counts["rules"] == {"created": 0, "updated": 1, "unchanged": 5}
     assert report.counts["tiers"] == {"created": 0, "updated": 1, "unchanged": 2}
     silver.refresh_from_db()
     assert silver.version == 2
     assert silver.conditions.get(position=1).value == "3000"
     assert Tier.objects.get(code="silver").discount_percent == Decimal(6)
-    assert counts() == (3, 3, 3, 4)
+    assert counts() == (3, 3, 5, 6)
 
 
 def test_tiers_can_swap_ranks():
@@ -279,7 +279,7 @@ def test_the_commands_load_and_dump_files(tmp_path):
     call_command("dump_programme", str(tmp_path / "out.yaml"), stdout=StringIO())
 
     # then
-    assert "rules: 4 created" in out.getvalue()
+    assert "rules: 6 created" in out.getvalue()
     again = StringIO()
     call_command("load_programme", str(tmp_path / "out.yaml"), stdout=again)
     assert "Nothing changed." in again.getvalue()

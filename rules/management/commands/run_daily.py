@@ -3,14 +3,17 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from rules.services.clock import clock_triggers_run
+from rules.services.clock import POINTS_EXPIRY, TIER_LAPSE, clock_triggers_run
+
+DONE = {POINTS_EXPIRY: "members' lapsed points written off", TIER_LAPSE: "tier renewals or moves"}
 
 
 class Command(BaseCommand):
     help = (
-        "Run the daily job for a day (default today, in TIME_ZONE) in this process: "
-        "birthdays, anniversaries, lapsing tiers and points, inactivity. Use it to catch up "
-        "a day the scheduler missed; running a day twice changes nothing."
+        "Run the daily job for a day (default today, in TIME_ZONE) in this process: points "
+        "and tiers that lapsed (write-offs, renewals, moves down), then birthdays, "
+        "anniversaries, lapse reminders, inactivity. Use it to catch up a day the scheduler "
+        "missed; running a day twice changes nothing."
     )
 
     def add_arguments(self, parser) -> None:
@@ -30,6 +33,7 @@ class Command(BaseCommand):
                 f"  {trigger}: {count} members checked"
             ),
         )
-        for trigger, count in fired.items():
-            self.stdout.write(f"  {trigger}: {count} rule firings")
+        for work, count in fired.items():
+            what = DONE.get(work, "rule firings")
+            self.stdout.write(f"  {work}: {count} {what}")
         self.stdout.write(self.style.SUCCESS("Done."))

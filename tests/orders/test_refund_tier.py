@@ -1,0 +1,118 @@
+"""A refund after an upgrade: it takes back exactly what its order gave (the order's own
+points and its share of what the upgrade rule awarded), and the tier follows the tier's
+refund policy: at once (the upgrade is undone when its rule no longer holds) or at the
+end of the period (the keep-tier threshold decides)."""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from benefits.models import PointsEntry
+from benefits.selectors import points_balance
+from benefits.services.points import earning_policy_update
+from members.models import Member, RefundPolicy, Tier, TierChange
+from members.services import member_set_tier_by_hand
+
+pytestmark = pytest.mark.django_db
+
+
+def refund(api, amount, external_id="R-1", order="SO-2"):
+    return api.post(
+        f"/api/v1/orders/{order}/refunds/", {"external_id": external_id, "amount": amount}
+    )
+
+
+@pytest.fixture
+def upgraded(api, seed) -> Member:
+    """M-1 earned 1 point per yuan on 1500 (Regular), then crossed 2000 with a 600 order:
+    Silver, with the upgrade rule's 500 bonus points."""
+    earning_policy_update(points_per_unit=Decimal(1))
+    api.order(external_id="SO-1", amount="1500.00")
+    api.order(external_id="SO-2", amount="600.00")
+    member = Member.objects.get(external_id="M-1")
+    assert member.tier.code == "silver"
+    assert points_balance(member_id=member.pk) == 1500 + 600 + 500
+    return member
+
+
+def reversed_points(member: Member) -> list[int]:
+    entries = PointsEntry.objects.filter(member=member, kind="reverse").order_by("pk")
+    return [entry.points for entry in entries]
+
+
+def test_a_full_refund_after_an_upgrade_reverses_exactly_the_orders_points(api, upgraded):
+    # when
+    response = refund(api, "600.00")
+
+    # then: the order's 600 and the upgrade's 500 are taken back, nothing more
+    assert response.status_code == 201
+    assert sorted(reversed_points(upgraded)) == [-600, -500]
+    assert points_balance(member_id=upgraded.pk) == 1500
+    # and Silver's policy is "at once": its rule (2000 spent) no longer holds
+    member = Member.objects.get(pk=upgraded.pk)
+    assert member.tier.code == "regular"
+    change = TierChange.objects.filter(member=member).first()
+    assert (change.from_tier.code, change.to_tier.code) == ("silver", "regular")
+    assert "refund of order SO-2" in change.reason
+    assert "silver-at-2000" in change.reason
+
+
+def test_a_partial_refund_reverses_in_proportion_and_keeps_a_tier_still_earned(api, upgraded):
+    # when: 100 of 600 back; 2000 are still spent
+    refund(api, "100.00")
+
+    # then: a sixth of each, rounded down
+    assert sorted(reversed_points(upgraded)) == [-100, -83]
+    member = Member.objects.get(pk=upgraded.pk)
+    assert member.lifetime_spend == Decimal("2000.00")
+    assert member.tier.code == "silver"
+
+
+def test_the_timeline_shows_each_reversal_and_the_move_back(api, upgraded):
+    # when
+    refund(api, "600.00")
+
+    # then
+    entries = api.get("/api/v1/members/M-1/timeline/").json()["results"]
+    reversals = [e for e in entries if e["type"] == "points" and e["kind"] == "reverse"]
+    assert sorted(e["points"] for e in reversals) == [-600, -500]
+    moves = [e for e in entries if e["type"] == "tier_change"]
+    assert moves[0]["to_tier"] == "regular"
+    assert moves[0]["move"] == "downgrade"
+
+
+def test_with_the_end_of_period_policy_a_refund_leaves_the_tier_until_expiry(api, seed):
+    # given
+    Tier.objects.filter(code="silver").update(refund_policy=RefundPolicy.END_OF_PERIOD)
+    api.order(external_id="SO-1", amount="1500.00")
+    api.order(external_id="SO-2", amount="600.00")
+
+    # when
+    refund(api, "600.00")
+
+    # then: still Silver; at the period's end, spend in the period decides
+    member = Member.objects.get(external_id="M-1")
+    assert member.tier.code == "silver"
+    assert member.lifetime_spend == Decimal("1500.00")
+
+
+def test_an_operators_floor_holds_against_a_refund(api, upgraded, admin_user):
+    # given: set by hand to Silver with a floor of Silver (the change by hand is the
+    # latest, so no rule's upgrade is there to undo)
+    silver = Tier.objects.get(code="silver")
+    member_set_tier_by_hand(
+        member_id=upgraded.pk,
+        tier=silver,
+        reason="VIP",
+        changed_by=admin_user,
+        floor=silver,
+        floor_until=timezone.localdate() + timedelta(days=30),
+    )
+
+    # when
+    refund(api, "600.00")
+
+    # then
+    assert Member.objects.get(pk=upgraded.pk).tier.code == "silver"
