@@ -205,6 +205,13 @@ class Member(Evaluable):
     tier_floor_until = models.DateField(_("floor until"), null=True, blank=True)
     joined_at = models.DateTimeField(_("joined"), default=timezone.now)
     birthday = models.DateField(_("birthday"), null=True, blank=True)
+    # Which body of a message template the member gets: "zh-hans" or "en".
+    language = models.CharField(
+        _("language"),
+        max_length=10,
+        choices=[("zh-hans", _("Simplified Chinese")), ("en", _("English"))],
+        default="zh-hans",
+    )
     tags = models.ManyToManyField("Tag", blank=True, related_name="members", verbose_name=_("tags"))
     # Running totals, updated under the member row lock with every order; verifiable
     # against the orders themselves (invariant 4).

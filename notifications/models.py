@@ -15,16 +15,34 @@ class Channel(models.TextChoices):
     WEBHOOK = "webhook", _("webhook")
 
 
+class Purpose(models.TextChoices):
+    TRANSACTIONAL = "transactional", _("transactional (tier changes, coupons issued…)")
+    MARKETING = "marketing", _("marketing (needs the member's consent)")
+
+
+class Language(models.TextChoices):
+    ZH_HANS = "zh-hans", _("Simplified Chinese")
+    EN = "en", _("English")
+
+
 class NotificationTemplate(models.Model):
     code = models.SlugField(_("code"), max_length=50, unique=True)
     name = models.CharField(_("name"), max_length=100, blank=True)
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    purpose = models.CharField(
+        _("purpose"), max_length=15, choices=Purpose.choices, default=Purpose.TRANSACTIONAL
+    )
     body = models.TextField(
-        _("body"),
+        _("body (Simplified Chinese)"),
         help_text=_(
             "Django template syntax, e.g. {{ member.name }}, {{ tier.name }}, "
             "{{ tier.discount_label }}, {{ coupon.amount_off }}, {{ points }}."
         ),
+    )
+    body_en = models.TextField(
+        _("body (English)"),
+        blank=True,
+        help_text=_("For members whose language is English; empty: they get the Chinese body."),
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
@@ -38,9 +56,16 @@ class NotificationTemplate(models.Model):
         return self.name or self.code
 
     def clean(self) -> None:
-        errors = template_errors(self.body)
+        errors = {
+            field: problems
+            for field in ("body", "body_en")
+            if (problems := template_errors(getattr(self, field)) if getattr(self, field) else [])
+        }
         if errors:
-            raise ValidationError({"body": errors})
+            raise ValidationError(errors)
+
+    def body_for(self, language: str) -> str:
+        return self.body_en if language == Language.EN and self.body_en else self.body
 
 
 class Notification(models.Model):
@@ -50,6 +75,7 @@ class Notification(models.Model):
         QUEUED = "queued", _("queued")
         SENDING = "sending", _("sending")
         SENT = "sent", _("sent")
+        DELIVERED = "delivered", _("delivered")
         FAILED = "failed", _("failed")
         SUPPRESSED = "suppressed", _("suppressed")
 
@@ -63,6 +89,9 @@ class Notification(models.Model):
         related_name="notifications",
     )
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    purpose = models.CharField(
+        _("purpose"), max_length=15, choices=Purpose.choices, default=Purpose.TRANSACTIONAL
+    )
     body = models.TextField(_("text"))
     url = models.URLField(_("webhook URL"), max_length=500, blank=True)
     status = models.CharField(
@@ -84,6 +113,7 @@ class Notification(models.Model):
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -92,7 +122,53 @@ class Notification(models.Model):
         indexes = [
             models.Index(fields=["member", "-created_at"]),
             models.Index(fields=["status", "created_at"]),
+            models.Index(fields=["provider", "provider_message_id"]),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} #{self.pk}"
+
+
+class Consent(models.Model):
+    """A member's consent to marketing messages on a channel, granted or withdrawn, with
+    when and where (the app, the till, an SMS reply "T", an operator). Append-only: the
+    latest row per member and channel is the member's current choice."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="consents")
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    granted = models.BooleanField(_("granted"))
+    source = models.CharField(_("source"), max_length=50)
+    recorded_at = models.DateTimeField(_("recorded at"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-recorded_at", "-id"]
+        verbose_name = _("consent")
+        verbose_name_plural = _("consents")
+        indexes = [models.Index(fields=["member", "channel", "-recorded_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.channel}: {'granted' if self.granted else 'withdrawn'}"
+
+
+class Device(models.Model):
+    """An app installation that receives push messages for a member."""
+
+    class Platform(models.TextChoices):
+        ANDROID = "android", "Android"
+        IOS = "ios", "iOS"
+        WEB = "web", _("web")
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="devices")
+    platform = models.CharField(_("platform"), max_length=10, choices=Platform.choices)
+    token = models.CharField(_("push token"), max_length=500, unique=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    registered_at = models.DateTimeField(_("registered"), default=timezone.now)
+    last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen_at", "-id"]
+        verbose_name = _("device")
+        verbose_name_plural = _("devices")
+
+    def __str__(self) -> str:
+        return f"{self.get_platform_display()} #{self.pk}"
