@@ -10,5 +10,7 @@ class NotificationsConfig(AppConfig):
         from django.core import checks
 
         from .checks import providers_exist
+        from .providers.checks import provider_settings
 
         checks.register(providers_exist)
+        checks.register(provider_settings)

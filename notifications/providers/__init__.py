@@ -18,7 +18,7 @@ from core.pii import mask_email, mask_phone
 class OutgoingMessage:
     notification_id: int
     channel: str
-    recipient: str  # phone, e-mail address, member id (push) or URL (webhook)
+    recipient: str  # phone, e-mail address, device token (push) or URL (webhook)
     body: str
 
     def masked_recipient(self) -> str:
@@ -45,6 +45,18 @@ class Provider(Protocol):
 PROVIDERS = {
     "console": "notifications.providers.console.ConsoleProvider",
     "http": "notifications.providers.webhook.WebhookProvider",
+    "aliyun": "notifications.providers.aliyun.AliyunSmsProvider",
+    "twilio": "notifications.providers.twilio.TwilioSmsProvider",
+    "fcm": "notifications.providers.fcm.FcmPushProvider",
+    "smtp": "notifications.providers.smtp.SmtpEmailProvider",
+}
+# The channel each provider can deliver on ("console" takes any).
+PROVIDER_CHANNELS = {
+    "http": {"webhook"},
+    "aliyun": {"sms"},
+    "twilio": {"sms"},
+    "fcm": {"push"},
+    "smtp": {"email"},
 }
 
 
