@@ -4,11 +4,13 @@ Unset, everything falls back to the embedded default: SQLite and tasks run in-pr
 Production sets DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis); see README.
 """
 
+from datetime import time
 from decimal import Decimal
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -148,6 +150,7 @@ TIERFLOW_PENDING_GRACE_SECONDS = env.int("TIERFLOW_PENDING_GRACE_SECONDS", defau
 TIERFLOW_SWEEP_BATCH = env.int("TIERFLOW_SWEEP_BATCH", default=1000)
 # Provider per notification channel: "console" logs and marks the message sent; "http"
 # POSTs the JSON event, signed, to the webhook URL.
+# Real providers: "aliyun" or "twilio" (sms), "fcm" (push), "smtp" (email); settings below.
 TIERFLOW_NOTIFICATION_PROVIDERS = {
     "sms": env("TIERFLOW_SMS_PROVIDER", default="console"),
     "push": env("TIERFLOW_PUSH_PROVIDER", default="console"),
@@ -163,6 +166,68 @@ TIERFLOW_DELIVERY_BACKOFF_SECONDS = env.float("TIERFLOW_DELIVERY_BACKOFF_SECONDS
 TIERFLOW_DELIVERY_BACKOFF_MAX_SECONDS = env.float(
     "TIERFLOW_DELIVERY_BACKOFF_MAX_SECONDS", default=1800.0
 )
+
+
+def _quiet_hours(text: str) -> tuple[time, time] | None:
+    """ "21:00-09:00" -> (start, end), in TIME_ZONE; "" -> no quiet hours."""
+    if not text.strip():
+        return None
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in text.split("-"))
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"TIERFLOW_QUIET_HOURS: expected HH:MM-HH:MM, got {text!r}"
+        ) from exc
+    return (start, end) if start != end else None
+
+
+# Messages (not webhooks) due in this window wait until it ends.
+TIERFLOW_QUIET_HOURS = _quiet_hours(env("TIERFLOW_QUIET_HOURS", default="21:00-09:00"))
+# Marketing messages one member may get per day (0: no cap).
+TIERFLOW_MARKETING_DAILY_CAP = env.int("TIERFLOW_MARKETING_DAILY_CAP", default=2)
+
+# --- Notification providers and their callbacks (README: Providers) -----------------------
+
+# This deployment's public address (https://members.example.com), for the delivery
+# callbacks providers call; Twilio signs the full URL, so it must be exactly what they use.
+TIERFLOW_PUBLIC_URL = env("TIERFLOW_PUBLIC_URL", default="")
+# Shared secret in the Aliyun receipt URL (?token=...); empty: receipts are refused.
+TIERFLOW_CALLBACK_TOKEN = env("TIERFLOW_CALLBACK_TOKEN", default="")
+# Aliyun SMS (TIERFLOW_SMS_PROVIDER=aliyun). The approved template is "${content}": the
+# whole rendered text goes in as that one parameter.
+TIERFLOW_ALIYUN_ACCESS_KEY_ID = env("TIERFLOW_ALIYUN_ACCESS_KEY_ID", default="")
+TIERFLOW_ALIYUN_ACCESS_KEY_SECRET = env("TIERFLOW_ALIYUN_ACCESS_KEY_SECRET", default="")
+TIERFLOW_ALIYUN_SMS_SIGN_NAME = env("TIERFLOW_ALIYUN_SMS_SIGN_NAME", default="")
+TIERFLOW_ALIYUN_SMS_TEMPLATE_CODE = env("TIERFLOW_ALIYUN_SMS_TEMPLATE_CODE", default="")
+TIERFLOW_ALIYUN_SMS_TEMPLATE_PARAM = env("TIERFLOW_ALIYUN_SMS_TEMPLATE_PARAM", default="content")
+TIERFLOW_ALIYUN_SMS_ENDPOINT = env(
+    "TIERFLOW_ALIYUN_SMS_ENDPOINT", default="https://dysmsapi.aliyuncs.com/"
+)
+# Twilio SMS (TIERFLOW_SMS_PROVIDER=twilio). FROM: a number (+1…) or a Messaging Service
+# sid (MG…).
+TIERFLOW_TWILIO_ACCOUNT_SID = env("TIERFLOW_TWILIO_ACCOUNT_SID", default="")
+TIERFLOW_TWILIO_AUTH_TOKEN = env("TIERFLOW_TWILIO_AUTH_TOKEN", default="")
+TIERFLOW_TWILIO_FROM = env("TIERFLOW_TWILIO_FROM", default="")
+TIERFLOW_TWILIO_API_BASE = env("TIERFLOW_TWILIO_API_BASE", default="https://api.twilio.com")
+# Put in front of phone numbers stored without "+" where E.164 is required (Twilio).
+TIERFLOW_SMS_DEFAULT_COUNTRY_CODE = env("TIERFLOW_SMS_DEFAULT_COUNTRY_CODE", default="86")
+# FCM push (TIERFLOW_PUSH_PROVIDER=fcm): the service-account key's JSON, or its file's path.
+TIERFLOW_FCM_CREDENTIALS = env("TIERFLOW_FCM_CREDENTIALS", default="")
+TIERFLOW_FCM_PROJECT_ID = env("TIERFLOW_FCM_PROJECT_ID", default="")  # default: the key's
+TIERFLOW_FCM_API_BASE = env("TIERFLOW_FCM_API_BASE", default="https://fcm.googleapis.com")
+# Titles and subjects for messages whose template has no "Subject: ..." first line.
+TIERFLOW_PUSH_TITLE = env("TIERFLOW_PUSH_TITLE", default="")
+TIERFLOW_EMAIL_SUBJECT = env("TIERFLOW_EMAIL_SUBJECT", default="会员通知")
+# E-mail (TIERFLOW_EMAIL_PROVIDER=smtp) goes through Django's backend with these.
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+# Without a timeout a silent SMTP server would hold a worker forever.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="tierflow@localhost")
 
 # --- Celery ------------------------------------------------------------------------------
 

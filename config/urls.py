@@ -6,11 +6,19 @@ from rest_framework.permissions import AllowAny
 from benefits.api import CheckoutQuoteView, CouponRedeemView, CouponReleaseView
 from core.views import health
 from members.api import (
+    ConsentView,
     EngagementCreateView,
     MemberDetailView,
     MemberTimelineView,
     MemberUpsertView,
+    OptOutView,
     PointsRedeemView,
+)
+from notifications.api import (
+    AliyunReceiptView,
+    DeviceDeactivateView,
+    DeviceRegisterView,
+    TwilioStatusCallbackView,
 )
 from orders.api import OrderCreateView, RefundCreateView
 
@@ -20,6 +28,8 @@ api = [
     path("members/", MemberUpsertView.as_view(), name="member-upsert"),
     path("members/<str:external_id>/", MemberDetailView.as_view(), name="member-detail"),
     path("events/", EngagementCreateView.as_view(), name="event-create"),
+    path("members/<str:external_id>/consents/", ConsentView.as_view(), name="consent-record"),
+    path("consents/opt-out/", OptOutView.as_view(), name="consent-opt-out"),
     path(
         "members/<str:external_id>/points/redeem/",
         PointsRedeemView.as_view(),
@@ -33,6 +43,23 @@ api = [
     path("checkout/quote/", CheckoutQuoteView.as_view(), name="checkout-quote"),
     path("coupons/<str:code>/redeem/", CouponRedeemView.as_view(), name="coupon-redeem"),
     path("coupons/<str:code>/release/", CouponReleaseView.as_view(), name="coupon-release"),
+    path(
+        "members/<str:external_id>/devices/",
+        DeviceRegisterView.as_view(),
+        name="device-register",
+    ),
+    path("devices/<str:token>/", DeviceDeactivateView.as_view(), name="device-deactivate"),
+    # Providers' delivery reports: no API key, each authenticates itself (notifications.api).
+    path(
+        "notifications/callbacks/twilio/",
+        TwilioStatusCallbackView.as_view(),
+        name="notifications-callback-twilio",
+    ),
+    path(
+        "notifications/callbacks/aliyun/",
+        AliyunReceiptView.as_view(),
+        name="notifications-callback-aliyun",
+    ),
     path(
         "schema/",
         SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[AllowAny]),

@@ -17,6 +17,8 @@ from rest_framework.views import APIView
 from benefits.selectors import growth_balance, member_coupons, points_balance
 from benefits.services import points as points_services
 from core.api import StrictSerializer, recorded
+from notifications import selectors as notification_selectors
+from notifications import services as notification_services
 from rules.services import lifecycle
 
 from . import selectors, services
@@ -41,6 +43,11 @@ class MemberDetailsSerializer(StrictSerializer):
     phone = serializers.CharField(max_length=24, required=False, allow_blank=True)
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True)
     birthday = serializers.DateField(required=False, allow_null=True, validators=[not_in_future])
+    language = serializers.ChoiceField(
+        choices=["zh-hans", "en"],
+        required=False,
+        help_text="Which body of each message template the member gets (default zh-hans).",
+    )
 
     def validate_phone(self, value: str) -> str:
         # NFKC turns full-width digits (１３８…), common in Chinese input, into ASCII ones.
@@ -79,6 +86,12 @@ class CouponSerializer(serializers.Serializer):
     redeemed_at = serializers.DateTimeField(allow_null=True)
 
 
+class ConsentStateSerializer(serializers.Serializer):
+    granted = serializers.BooleanField()
+    source = serializers.CharField()
+    recorded_at = serializers.DateTimeField()
+
+
 class KeepTierSerializer(serializers.Serializer):
     measure = serializers.ChoiceField(choices=["spend", "growth"])
     threshold = serializers.DecimalField(max_digits=14, decimal_places=2)
@@ -106,6 +119,11 @@ class MemberSerializer(serializers.Serializer):
     growth_points = serializers.IntegerField()
     tags = serializers.ListField(child=serializers.CharField())
     coupons = CouponSerializer(many=True)
+    language = serializers.CharField()
+    consents = serializers.DictField(
+        child=ConsentStateSerializer(),
+        help_text="Per channel (sms, push, email), the member's latest choice about marketing.",
+    )
 
 
 def member_representation(member: Member) -> dict:
@@ -125,6 +143,8 @@ def member_representation(member: Member) -> dict:
             "growth_points": growth_balance(member_id=member.pk),
             "tags": sorted(member.tags.values_list("code", flat=True)),
             "coupons": member_coupons(member_id=member.pk),
+            "language": member.language,
+            "consents": notification_selectors.member_consents(member_id=member.pk),
         }
     ).data
 
@@ -302,3 +322,78 @@ class PointsRedeemView(APIView):
         except Member.DoesNotExist as exc:
             raise Http404(str(exc)) from exc
         return recorded(PointsRedemptionSerializer(entry).data, created)
+
+
+MESSAGING_CHANNELS = ["sms", "push", "email"]
+
+
+class ConsentSerializer(StrictSerializer):
+    channel = serializers.ChoiceField(choices=MESSAGING_CHANNELS)
+    granted = serializers.BooleanField()
+    source = serializers.CharField(
+        max_length=50, help_text="Where the choice was made: app, till, website, sms-reply…"
+    )
+
+
+class ConsentView(APIView):
+    @extend_schema(
+        operation_id="consents_record",
+        request=ConsentSerializer,
+        responses={201: MemberSerializer},
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        """Record a member's consent to marketing messages on a channel, or its withdrawal,
+        with where it came from. Transactional messages (tier changes, coupons issued) need
+        no consent; marketing ones go out only while it is granted."""
+        member = _member_or_404(external_id)
+        serializer = ConsentSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        notification_services.consent_record(member=member, **serializer.validated_data)
+        return Response(member_representation(member), status=201)
+
+
+class OptOutSerializer(StrictSerializer):
+    phone = serializers.CharField(max_length=24, required=False, allow_blank=False)
+    member = serializers.CharField(
+        max_length=64, required=False, validators=[external_id_validator]
+    )
+    channel = serializers.ChoiceField(choices=MESSAGING_CHANNELS, default="sms")
+    source = serializers.CharField(max_length=50, default="opt-out")
+
+    def validate_phone(self, value: str) -> str:
+        return MemberDetailsSerializer().validate_phone(value)
+
+    def validate(self, attrs: dict) -> dict:
+        if bool(attrs.get("phone")) == bool(attrs.get("member")):
+            raise serializers.ValidationError(
+                {"phone": "Give either the phone number or the member, not both."}
+            )
+        return attrs
+
+
+class OptOutView(APIView):
+    @extend_schema(
+        operation_id="consents_opt_out",
+        request=OptOutSerializer,
+        responses={
+            200: inline_serializer("OptOut", {"members": serializers.IntegerField()}),
+            404: OpenApiResponse(description="No member has this phone number or id."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """Withdraw marketing consent, as when a member replies "T" to an SMS: by phone
+        number (every member with it) or by member. Idempotent: withdrawing again records
+        the reply again and changes nothing else."""
+        serializer = OptOutSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        member = _member_or_404(data["member"]) if data.get("member") else None
+        count = notification_services.consent_opt_out(
+            phone=data.get("phone", ""),
+            member=member,
+            channel=data["channel"],
+            source=data["source"],
+        )
+        if not count:
+            raise Http404("No member has this phone number.")
+        return Response({"members": count})

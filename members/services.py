@@ -17,7 +17,7 @@ from core.upsert import upsert
 from .models import EngagementEvent, EngagementKind, Member, Tag, Tier, TierChange
 from .selectors import tier_base
 
-MEMBER_DETAIL_FIELDS = ("name", "phone", "email", "birthday")
+MEMBER_DETAIL_FIELDS = ("name", "phone", "email", "birthday", "language")
 TIER_FIELDS = (
     "name",
     "rank",

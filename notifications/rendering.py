@@ -4,6 +4,7 @@ Templates see plain values (never model instances), so a template can only read 
 listed in VARIABLES, and checking a template for unknown names is exact.
 """
 
+from datetime import datetime
 from typing import Any
 
 from django.template import Context, Engine, TemplateSyntaxError
@@ -114,3 +115,52 @@ def _condition_expressions(condition) -> list:
     return _condition_expressions(getattr(condition, "first", None)) + _condition_expressions(
         getattr(condition, "second", None)
     )
+
+
+# The GSM 03.38 basic alphabet (and the extension characters that take two places): text
+# made only of these is sent 7-bit, 160 a message; anything else (Chinese) as UCS-2, 70.
+GSM_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM_EXTENDED = set("^{}\\[~]|€")
+
+
+def sms_segments(text: str) -> tuple[int, int]:
+    """(length as the network counts it, number of SMS parts). A long text is split in
+    parts of 153 (7-bit) or 67 (UCS-2) characters; carriers bill per part."""
+    if all(char in GSM_BASIC or char in GSM_EXTENDED for char in text):
+        length = sum(2 if char in GSM_EXTENDED else 1 for char in text)
+        single, part = 160, 153
+    else:
+        # UCS-2 counts UTF-16 code units: an emoji takes two.
+        length = len(text.encode("utf-16-le")) // 2
+        single, part = 70, 67
+    if length <= single:
+        return length, 1 if length else 0
+    return length, -(-length // part)
+
+
+# Typical values, to show how long a template comes out before any member is chosen.
+SAMPLE_CONTEXT: dict[str, Any] = {
+    "member": {"name": "王小明", "external_id": "M-10001"},
+    "tier": {
+        "code": "gold",
+        "name": "金卡会员",
+        "discount_percent": "10.00",
+        "discount_label": "9折",
+        "expires_at": datetime(2027, 6, 30, 0, 0),
+    },
+    "coupon": {
+        "code": "K7M2-9QX4-T3AB",
+        "name": "满300减50",
+        "min_spend": "300",
+        "amount_off": "50",
+        "percent_off": "",
+        "max_discount": "",
+        "discount_text": "满300减50",
+        "expires_at": datetime(2026, 12, 8, 0, 0),
+    },
+    "points": 500,
+    "order": {"external_id": "SO-1001", "amount": "2100"},
+}

@@ -1,20 +1,21 @@
-from datetime import timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from core.models import newest
 
-from .models import Notification
+from .models import Consent, Notification, Purpose
 
 
 def notifications_stuck(
     *, status: str, older_than: timedelta, limit: int
 ) -> QuerySet[Notification]:
-    """Messages in `status` since longer than `older_than`, past any retry time."""
-    cutoff = timezone.now() - older_than
-    waiting = Q(next_attempt_at__isnull=True, created_at__lte=cutoff) | Q(
-        next_attempt_at__lte=cutoff
+    """Messages in `status` since longer than `older_than`, or whose retry time (or the
+    end of the quiet hours that held them) has come."""
+    now = timezone.now()
+    waiting = Q(next_attempt_at__isnull=True, created_at__lte=now - older_than) | Q(
+        next_attempt_at__lte=now
     )
     return Notification.objects.filter(waiting, status=status).order_by("created_at")[:limit]
 
@@ -37,3 +38,41 @@ def notification_timeline(*, member_id: int, before=None, limit: int) -> list[di
         }
         for notification in newest(notifications, at="created_at", before=before, limit=limit)
     ]
+
+
+def consent_granted(*, member_id: int, channel: str) -> bool:
+    """The member's latest choice about marketing on the channel; none means no."""
+    latest = (
+        Consent.objects.filter(member_id=member_id, channel=channel)
+        .order_by("-recorded_at", "-id")
+        .values_list("granted", flat=True)
+        .first()
+    )
+    return bool(latest)
+
+
+def member_consents(*, member_id: int) -> dict[str, dict]:
+    """Per messaging channel: granted, and when and where that was recorded."""
+    consents = {}
+    for consent in Consent.objects.filter(member_id=member_id).order_by("recorded_at", "id"):
+        consents[consent.channel] = {
+            "granted": consent.granted,
+            "source": consent.source,
+            "recorded_at": consent.recorded_at,
+        }
+    return consents
+
+
+def marketing_count_on(*, member_id: int, day: date) -> int:
+    """Marketing messages for the member created on the business day, not suppressed."""
+    start = timezone.make_aware(datetime.combine(day, time.min))
+    return (
+        Notification.objects.filter(
+            member_id=member_id,
+            purpose=Purpose.MARKETING,
+            created_at__gte=start,
+            created_at__lt=start + timedelta(days=1),
+        )
+        .exclude(status=Notification.Status.SUPPRESSED)
+        .count()
+    )

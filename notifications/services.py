@@ -11,11 +11,12 @@ import json
 import logging
 import random
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -24,7 +25,7 @@ from core.upsert import upsert
 from members.models import Member
 
 from . import selectors
-from .models import Channel, Notification, NotificationTemplate
+from .models import Channel, Consent, Device, Notification, NotificationTemplate, Purpose
 from .providers import OutgoingMessage, ProviderError, provider_for
 from .rendering import render
 
@@ -33,9 +34,21 @@ Status = Notification.Status
 
 
 def notification_template_upsert(
-    *, code: str, channel: str, body: str, name: str = ""
+    *,
+    code: str,
+    channel: str,
+    body: str,
+    name: str = "",
+    purpose: str = Purpose.TRANSACTIONAL,
+    body_en: str = "",
 ) -> tuple[NotificationTemplate, bool]:
-    values = {"channel": channel, "body": body, "name": name}
+    values = {
+        "channel": channel,
+        "body": body,
+        "name": name,
+        "purpose": purpose,
+        "body_en": body_en,
+    }
     return upsert(NotificationTemplate, lookup={"code": code}, values=values)
 
 
@@ -93,21 +106,64 @@ def notification_queue(
     channel: str = "",
     suppressed: str = "",
 ) -> Notification:
-    """Render a message into the outbox; delivery is published once the caller's
-    transaction commits, so a rolled-back effect never sends anything. With `suppressed`
-    (the reason), the message is kept, for the record, but never sent."""
+    """Render a message, in the member's language, into the outbox; delivery is published
+    once the caller's transaction commits, so a rolled-back effect never sends anything.
+    A marketing message without the member's consent on the channel, or over the daily
+    cap, is suppressed: kept, for the record, with the reason, but never sent (as with
+    `suppressed` given by the caller). In quiet hours the message waits until they end."""
+    channel = channel or template.channel
+    now = timezone.now()
+    if not suppressed and template.purpose == Purpose.MARKETING:
+        suppressed = _marketing_block(member, channel, now)
+    held_until = None if suppressed else quiet_hours_end(channel, now)
     notification = Notification.objects.create(
         member=member,
         template=template,
-        channel=channel or template.channel,
-        body=render(template.body, context),
+        channel=channel,
+        purpose=template.purpose,
+        body=render(template.body_for(member.language), context),
         firing=firing,
         status=Status.SUPPRESSED if suppressed else Status.QUEUED,
-        status_reason=suppressed,
+        status_reason=suppressed or _held_text(held_until),
+        next_attempt_at=held_until,
+        created_at=now,
     )
-    if not suppressed:
+    if not suppressed and held_until is None:
         _deliver_after_commit(notification.pk)
     return notification
+
+
+def _held_text(until) -> str:
+    return f"held for quiet hours until {timezone.localtime(until):%H:%M}" if until else ""
+
+
+def _marketing_block(member: Member, channel: str, now) -> str:
+    """Why a marketing message may not go to the member now, or ""."""
+    if not selectors.consent_granted(member_id=member.pk, channel=channel):
+        return f"no marketing consent for {channel}"
+    cap = settings.TIERFLOW_MARKETING_DAILY_CAP
+    if (
+        cap
+        and selectors.marketing_count_on(member_id=member.pk, day=timezone.localdate(now)) >= cap
+    ):
+        return f"daily marketing cap of {cap} reached"
+    return ""
+
+
+def quiet_hours_end(channel: str, now) -> "datetime | None":
+    """When the quiet hours (TIERFLOW_QUIET_HOURS, in TIME_ZONE) that `now` falls in end,
+    or None if `now` is not in them. Webhooks are for machines: never held."""
+    window = settings.TIERFLOW_QUIET_HOURS
+    if channel == Channel.WEBHOOK or window is None:
+        return None
+    start, end = window
+    local = timezone.localtime(now)
+    moment = local.time()
+    quiet = (start <= moment or moment < end) if start > end else (start <= moment < end)
+    if not quiet:
+        return None
+    day = local.date() if moment < end else local.date() + timedelta(days=1)
+    return timezone.make_aware(datetime.combine(day, end))
 
 
 def webhook_queue(*, member: Member, url: str, event: dict, firing=None) -> Notification:
@@ -146,6 +202,9 @@ def notification_deliver(*, notification_id: int) -> Delivery:
     """Send one queued message. Safe to run twice: only the caller whose conditional
     update moves it from queued to sending goes on to call the provider."""
     now = timezone.now()
+    held = _hold_for_quiet_hours(notification_id, now)
+    if held:
+        return held
     claimed = (
         Notification.objects.filter(pk=notification_id, status=Status.QUEUED)
         .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
@@ -185,6 +244,19 @@ def notification_deliver(*, notification_id: int) -> Delivery:
     )
 
 
+def _hold_for_quiet_hours(notification_id: int, now) -> Delivery | None:
+    """A message due during quiet hours (a retry, a late task) waits until they end; the
+    sweeper publishes it then."""
+    channel = Notification.objects.filter(pk=notification_id).values_list("channel", flat=True)
+    until = quiet_hours_end(channel.first() or Channel.WEBHOOK, now)
+    if until is None:
+        return None
+    held = Notification.objects.filter(pk=notification_id, status=Status.QUEUED).update(
+        next_attempt_at=until, status_reason=_held_text(until)
+    )
+    return Delivery(Status.QUEUED, retry_in=(until - now).total_seconds()) if held else None
+
+
 def backoff_seconds(attempt: int) -> float:
     """Exponential backoff with jitter: about base x 2^(attempt-1), capped, and spread
     between half and all of that so retries after an outage do not arrive together."""
@@ -213,7 +285,9 @@ def _recipient(notification: Notification) -> str:
         return member.email
     if notification.channel == Channel.WEBHOOK:
         return notification.url or settings.TIERFLOW_WEBHOOK_URL
-    return member.external_id  # push addresses the member by id
+    # Push: the member's most recently seen app installation.
+    device = Device.objects.filter(member=member, is_active=True).first()
+    return device.token if device else ""
 
 
 def _finish(
@@ -234,6 +308,63 @@ def _finish(
     return Delivery(status)
 
 
+def notification_delivery_report(
+    *, provider: str, provider_message_id: str, delivered: bool, reason: str = ""
+) -> bool:
+    """A provider's delivery report (its callback): a sent message becomes delivered, or
+    failed with the provider's reason. Reports for unknown ids, or that arrive twice, or
+    after a later report, change nothing. Returns whether a message changed."""
+    sent = Notification.objects.filter(
+        provider=provider, provider_message_id=provider_message_id, status=Status.SENT
+    )
+    if delivered:
+        return bool(sent.update(status=Status.DELIVERED, delivered_at=timezone.now()))
+    reason = f"The provider could not deliver it: {reason or 'no reason given'}"
+    return bool(sent.update(status=Status.FAILED, status_reason=reason[:300]))
+
+
+def consent_record(*, member: Member, channel: str, granted: bool, source: str) -> Consent:
+    """Record a member's choice about marketing on a channel, with where it came from."""
+    if channel not in Channel.values or channel == Channel.WEBHOOK:
+        raise ValidationError({"channel": f"'{channel}' is not a messaging channel."})
+    if not source.strip():
+        raise ValidationError({"source": "Say where the choice came from."})
+    return Consent.objects.create(member=member, channel=channel, granted=granted, source=source)
+
+
+@transaction.atomic
+def consent_opt_out(
+    *, phone: str = "", member: Member | None = None, channel: str, source: str
+) -> int:
+    """Withdraw marketing consent ("reply T to unsubscribe"): for the member, or every
+    member with the phone number. Returns how many members it applied to."""
+    members = [member] if member else list(Member.objects.filter(phone=phone))
+    for each in members:
+        consent_record(member=each, channel=channel, granted=False, source=source)
+    return len(members)
+
+
+def device_register(*, member: Member, platform: str, token: str) -> tuple[Device, bool]:
+    """Register (or refresh) an app installation for push. A token moves to the member
+    who registers it last: a shared phone signs in as someone else."""
+    device = Device.objects.filter(token=token).first()
+    if device is None:
+        try:
+            with transaction.atomic():
+                return Device.objects.create(member=member, platform=platform, token=token), True
+        except IntegrityError:
+            device = Device.objects.get(token=token)
+    device.member, device.platform, device.is_active = member, platform, True
+    device.last_seen_at = timezone.now()
+    device.save(update_fields=["member", "platform", "is_active", "last_seen_at"])
+    return device, False
+
+
+def device_deactivate(*, token: str) -> bool:
+    """The provider says the token is no longer valid (the app was removed)."""
+    return bool(Device.objects.filter(token=token, is_active=True).update(is_active=False))
+
+
 def notifications_requeue_stuck() -> int:
     """Publish again messages still queued after the grace period (and after their retry
     time), and put back in the queue those left "sending" far longer than any task may run
@@ -243,9 +374,10 @@ def notifications_requeue_stuck() -> int:
     abandoned = timedelta(seconds=2 * settings.CELERY_TASK_TIME_LIMIT)
     batch = settings.TIERFLOW_SWEEP_BATCH
     stale = selectors.notifications_stuck(status=Status.SENDING, older_than=abandoned, limit=batch)
+    # Back in the queue, due now: published in this same pass.
     Notification.objects.filter(
         pk__in=list(stale.values_list("pk", flat=True)), status=Status.SENDING
-    ).update(status=Status.QUEUED)
+    ).update(status=Status.QUEUED, next_attempt_at=timezone.now())
     queued = selectors.notifications_stuck(status=Status.QUEUED, older_than=grace, limit=batch)
     ids = list(queued.values_list("pk", flat=True))
     for notification_id in ids:
@@ -268,3 +400,15 @@ def notifications_retry(*, ids: list[int]) -> int:
         for notification_id in retried:
             _deliver_after_commit(notification_id)
     return len(retried)
+
+
+def preview_context(*, member) -> dict:
+    """What a template would see for the member: their tier, latest coupon and order."""
+    from benefits.models import Coupon  # benefits' rules issue the coupons messages mention
+    from orders.models import Order
+
+    return message_context(
+        member=member,
+        coupon=Coupon.objects.filter(member=member).first(),
+        order=Order.objects.filter(member=member).order_by("-placed_at").first(),
+    )

@@ -89,6 +89,13 @@ def fresh_rule_cache() -> None:
 
 
 @pytest.fixture(autouse=True)
+def no_quiet_hours(settings) -> None:
+    """Messages go out whatever the hour the suite runs at; the quiet-hours tests set
+    TIERFLOW_QUIET_HOURS themselves."""
+    settings.TIERFLOW_QUIET_HOURS = None
+
+
+@pytest.fixture(autouse=True)
 def tasks_in_process() -> Iterator[None]:
     """Unit tests run tasks eagerly, even where a broker is configured."""
     saved = celery_app.conf.task_always_eager

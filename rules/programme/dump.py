@@ -38,7 +38,9 @@ def programme_dump() -> str:
                     "code": template.code,
                     **({"name": template.name} if template.name else {}),
                     "channel": template.channel,
+                    **_non_default(template, ["purpose"]),
                     "body": template.body,
+                    **({"body_en": template.body_en} if template.body_en else {}),
                 }
                 for template in NotificationTemplate.objects.order_by("code")
             ],

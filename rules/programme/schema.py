@@ -100,12 +100,15 @@ class CouponTemplateSpec(StrictModelSerializer):
 class NotificationTemplateSpec(StrictModelSerializer):
     class Meta:
         model = NotificationTemplate
-        fields = ["code", "name", "channel", "body"]
+        fields = ["code", "name", "channel", "purpose", "body", "body_en"]
 
     def validate_body(self, value: str) -> str:
         if errors := template_errors(value):
             raise serializers.ValidationError(errors)
         return value
+
+    def validate_body_en(self, value: str) -> str:
+        return self.validate_body(value) if value else value
 
 
 class ConditionValueField(serializers.Field):
