@@ -16,9 +16,10 @@ $(VENV)/.installed: requirements.lock | $(BIN)/python
 
 install: $(VENV)/.installed
 
-# The demo's own settings, written once: debug on, a random secret key.
+# The demo's own settings, written once: debug on, a random secret key, and no quiet
+# hours (the demo runs no beat to send held messages when they end).
 .env: | $(BIN)/python
-	@printf 'DEBUG=true\nSECRET_KEY=%s\n' "$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
+	@printf 'DEBUG=true\nSECRET_KEY=%s\nTIERFLOW_QUIET_HOURS=\n' "$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
 
 demo: install .env
 	$(BIN)/python manage.py migrate --noinput -v0
