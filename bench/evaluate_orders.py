@@ -107,6 +107,7 @@ def fill(members: int, history: int) -> None:
             "updated_at",
             "enqueued_at",
             "evaluated_at",
+            "language",
         ],
         (
             (
@@ -124,6 +125,7 @@ def fill(members: int, history: int) -> None:
                 now.isoformat(),
                 now.isoformat(),
                 now.isoformat(),
+                "zh-hans",
             )
             for n in range(members)
         ),

@@ -10,7 +10,7 @@ from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import CodeKeyedAdmin, ReadOnlyAdmin
+from core.admin import CodeKeyedAdmin, ReadOnlyAdmin, job_progress
 
 from .models import (
     Coupon,
@@ -234,13 +234,7 @@ class CouponIssueJobAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("progress"))
     def progress(self, job: CouponIssueJob) -> str:
-        return format_html(
-            '<progress max="100" value="{}"></progress> {}% ({} / {})',
-            job.percent_done,
-            job.percent_done,
-            job.processed,
-            job.total,
-        )
+        return job_progress(job)
 
     @admin.display(description=_("coupons"))
     def coupons_link(self, job: CouponIssueJob) -> str:

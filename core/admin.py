@@ -3,6 +3,7 @@ from collections.abc import Callable
 from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest
+from django.utils.html import format_html
 
 PII_PERMISSION = "members.view_member_pii"
 
@@ -39,3 +40,15 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+def job_progress(job) -> str:
+    """A background job's progress bar for its admin page: `percent_done`, `processed`
+    of `total`."""
+    return format_html(
+        '<progress max="100" value="{}"></progress> {}% ({} / {})',
+        job.percent_done,
+        job.percent_done,
+        job.processed,
+        job.total,
+    )

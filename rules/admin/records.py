@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import ReadOnlyAdmin, sees_pii
+from core.admin import ReadOnlyAdmin, job_progress, sees_pii
 from core.pii import redact_person
 
 from ..models import RuleFiring, RuleJob
@@ -85,13 +85,7 @@ class RuleJobAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("progress"))
     def progress(self, job: RuleJob) -> str:
-        return format_html(
-            '<progress max="100" value="{}"></progress> {}% ({} / {})',
-            job.percent_done,
-            job.percent_done,
-            job.processed,
-            job.total,
-        )
+        return job_progress(job)
 
     @admin.display(description=_("result"))
     def outcome(self, job: RuleJob) -> str:

@@ -13,6 +13,18 @@ from notifications.models import NotificationTemplate
 from ..models import ActionKind, FiringLimit, Rule
 from ..tree import rows_to_tree
 from . import yaml_io
+from .schema import CouponTemplateSpec, TierSpec
+
+# Written by _tier itself; the rest of a tier's fields only when not at their default.
+TIER_BASICS = {
+    "code",
+    "name",
+    "rank",
+    "discount_percent",
+    "points_multiplier",
+    "validity",
+    "validity_days",
+}
 
 
 def programme_dump() -> str:
@@ -73,9 +85,7 @@ def _tier(tier: Tier) -> dict:
         data["validity"] = tier.validity
     if tier.validity_days:
         data["validity_days"] = tier.validity_days
-    return data | _non_default(
-        tier, ["keep_metric", "keep_threshold", "remind_days_before", "lapse_to", "refund_policy"]
-    )
+    return data | _non_default(tier, [f for f in TierSpec.Meta.fields if f not in TIER_BASICS])
 
 
 def _non_default(obj, names: list[str]) -> dict:
@@ -105,19 +115,7 @@ def _engagement_kind(kind: EngagementKind) -> dict:
 def _coupon_template(template: CouponTemplate) -> dict:
     data = {"code": template.code, "name": template.name, "min_spend": _number(template.min_spend)}
     return data | _non_default(
-        template,
-        [
-            "discount",
-            "amount_off",
-            "percent_off",
-            "max_discount",
-            "valid_days",
-            "valid_from",
-            "valid_until",
-            "per_member_limit",
-            "budget",
-            "stacking",
-        ],
+        template, [f for f in CouponTemplateSpec.Meta.fields if f not in data]
     )
 
 

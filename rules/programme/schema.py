@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from benefits.models import CouponTemplate, EarningPolicy
 from core.api import StrictModelSerializer, StrictSerializer
+from members import services as member_services
 from members.models import EngagementKind, Tag, Tier
 from notifications.models import Channel, NotificationTemplate
 from notifications.rendering import template_errors
@@ -41,20 +42,7 @@ SECTIONS = ("earning", *LIST_SECTIONS)
 class TierSpec(StrictModelSerializer):
     class Meta:
         model = Tier
-        fields = [
-            "code",
-            "name",
-            "rank",
-            "discount_percent",
-            "points_multiplier",
-            "validity",
-            "validity_days",
-            "keep_metric",
-            "keep_threshold",
-            "remind_days_before",
-            "lapse_to",
-            "refund_policy",
-        ]
+        fields = ["code", *member_services.TIER_FIELDS]
 
 
 class TagSpec(StrictModelSerializer):

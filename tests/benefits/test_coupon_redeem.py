@@ -2,18 +2,16 @@
 4xx that changes nothing; a replay for the same order is a 200; under real concurrency
 (PostgreSQL) one request wins and the budget of a template is never overshot."""
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from benefits.models import Coupon
 from benefits.services.coupons import CouponUnavailable, coupon_issue
 from members import services as member_services
-from tests.e2e.helpers import erp_client
+from tests.e2e.helpers import erp_client, in_parallel
 from tests.factories import CouponTemplateFactory, MemberFactory
 
 pytestmark = pytest.mark.django_db
@@ -265,21 +263,6 @@ def test_the_members_coupons_and_timeline_show_the_terms_and_the_order(api, coup
 
 
 # --- under real concurrency -------------------------------------------------------------
-
-
-def in_parallel(count: int, work) -> list:
-    """Run work(i) in `count` threads released at the same moment."""
-    start = threading.Barrier(count)
-
-    def run(i):
-        try:
-            start.wait()
-            return work(i)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 @pytest.mark.postgres

@@ -1,7 +1,10 @@
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
@@ -31,3 +34,19 @@ def wait_until(condition: Callable[[], bool], timeout: float = 60) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for the worker")
         time.sleep(0.05)
+
+
+def in_parallel(count: int, work) -> list:
+    """Run work(i) in `count` threads released at the same moment, each on its own
+    database connection."""
+    start = threading.Barrier(count)
+
+    def run(i):
+        try:
+            start.wait()
+            return work(i)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count)))

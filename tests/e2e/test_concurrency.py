@@ -1,12 +1,9 @@
 """Invariants 1 and 3 under real concurrency on PostgreSQL: requests in parallel threads,
 each with its own connection, evaluating in-process right after its commit."""
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from benefits.models import Coupon
@@ -18,26 +15,11 @@ from orders.services import order_record
 from rules.models import RuleFiring
 from rules.services.evaluation import member_evaluate
 from tests.conftest import broker_down
-from tests.e2e.helpers import erp_client, order
+from tests.e2e.helpers import erp_client, in_parallel, order
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 MEMBER = {"external_id": "M-E2E", "name": "王先生", "phone": "13800138000"}
-
-
-def in_parallel(count: int, work) -> list:
-    """Run work(i) in `count` threads released at the same moment."""
-    start = threading.Barrier(count)
-
-    def run(i):
-        try:
-            start.wait()
-            return work(i)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(count) as pool:
-        return list(pool.map(run, range(count)))
 
 
 def test_twenty_concurrent_orders_upgrade_once_with_exact_totals(seed):
