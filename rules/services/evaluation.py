@@ -112,6 +112,11 @@ def member_evaluate(
         occurrence = _occurrence(trigger, member, subject_id, on_date)
         if occurrence is None:
             return Evaluated(skipped=True)
+        if occurrence.tier_change and _superseded(occurrence.tier_change):
+            # A catch-up run moved the member several times: only the latest move is
+            # news (the facts, and any message, describe the member as they are now).
+            mark_evaluated(TierChange, occurrence.tier_change.pk)
+            return Evaluated(skipped=True)
         policy = EarningPolicy.current()
         _base_effects(member, occurrence, policy)
         rules = rules_live(trigger=trigger, at=occurrence.at)
@@ -185,6 +190,11 @@ def _occurrence(trigger: str, member: Member, subject_id: int | None, on_date: d
         )
     day = timezone.localdate(subject.occurred_at)
     return Occurrence(trigger, f"event:{subject.pk}", day, event=subject, subject=subject)
+
+
+def _superseded(change: TierChange) -> bool:
+    # Changes are written under the member lock, so a higher id is a later change.
+    return TierChange.objects.filter(member_id=change.member_id, pk__gt=change.pk).exists()
 
 
 def _base_effects(member: Member, occurrence: Occurrence, policy: EarningPolicy) -> None:

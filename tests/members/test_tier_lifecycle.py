@@ -505,6 +505,10 @@ def test_a_member_several_periods_behind_is_settled_in_one_run(
     )
     assert not TierChange.objects.filter(member=member, evaluated_at__isnull=True).exists()
     assert "tier_lapse: 3 tier renewals or moves" in out.getvalue()
+    # only the latest move is news: one message, about where the member is now
+    texts = list(Notification.objects.filter(member=member).values_list("body", flat=True))
+    assert len(texts) == 1
+    assert "普通会员" in texts[0]
 
     # when: the same day again
     again = StringIO()
