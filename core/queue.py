@@ -1,6 +1,6 @@
 import logging
 
-from celery import Task
+from celery import Task, current_app
 from kombu.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
@@ -17,3 +17,8 @@ def enqueue(task: Task, *args: int | str | None, countdown: float | None = None)
         logger.warning("could not publish %s%r, a sweeper will retry: %s", task.name, args, exc)
         return False
     return True
+
+
+def tasks_run_in_process() -> bool:
+    """Whether tasks run in this process as they are published (the embedded default)."""
+    return bool(current_app.conf.task_always_eager)

@@ -9,7 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from core.queue import enqueue
+from core.queue import enqueue, tasks_run_in_process
 
 from ..models import Rule, RuleJob
 from ..selectors.preview import members_matching
@@ -21,6 +21,7 @@ Status = RuleJob.Status
 # Members an "apply" task handles before handing over to the next task: short tasks,
 # well within the broker's visibility timeout, and a job that resumes where it stopped.
 APPLY_CHUNK = 1000
+MORE = "more"  # a chunk is done and more members remain
 
 
 def rule_job_start(
@@ -71,7 +72,14 @@ def rule_job_run(*, job_id: int) -> str:
     job = RuleJob.objects.select_related("rule").get(pk=job_id)
     try:
         if job.kind == RuleJob.Kind.APPLY:
-            return _apply_chunk(job)
+            # In-process (the demo), chunks run in a loop: a chain of nested tasks would
+            # overflow the stack on a large job.
+            while (status := _apply_chunk(job)) == MORE and tasks_run_in_process():
+                job.refresh_from_db()
+            if status == MORE:
+                _continue(job.pk)
+                return Status.RUNNING
+            return status
         result = rule_simulate(
             job.rule, days=job.days, progress=lambda done, total: _progress(job, done, total)
         )
@@ -103,8 +111,7 @@ def _apply_chunk(job: RuleJob) -> str:
             cursor=member_ids[-1], processed=job.processed + len(member_ids), result=job.result
         )
     if len(member_ids) == APPLY_CHUNK:
-        _continue(job.pk)
-        return Status.RUNNING
+        return MORE
     job.refresh_from_db()
     # Members the job fired for may since have stopped matching the candidates' query.
     RuleJob.objects.filter(pk=job.pk).update(processed=job.total)
