@@ -17,7 +17,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -86,7 +86,11 @@ def click_and_load(driver: WebDriver, element: WebElement) -> None:
     """Click something that loads a new page, and wait for that page."""
     old_page = driver.find_element(By.TAG_NAME, "html")
     element.click()
-    wait(driver).until(EC.staleness_of(old_page))
+    # While the page is being replaced, Chromium may answer about the old node with a
+    # generic error ("Node ... does not belong to the document") rather than "stale".
+    WebDriverWait(driver, WAIT_SECONDS, ignored_exceptions=[WebDriverException]).until(
+        EC.staleness_of(old_page)
+    )
     wait(driver).until(EC.presence_of_element_located((By.ID, "content")))
 
 
