@@ -25,3 +25,11 @@ def test_the_openapi_schema_describes_the_endpoints():
     paths = response.json()["paths"]
     assert {"/api/v1/orders/", "/api/v1/members/{external_id}/"} <= set(paths)
     assert "409" in paths["/api/v1/orders/"]["post"]["responses"]
+
+
+def test_the_openapi_schema_says_how_to_authenticate():
+    schema = Client().get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
+    assert schema["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+    assert schema["paths"]["/api/v1/orders/"]["post"]["security"] == [{"ApiKey": []}]
+    callback = schema["paths"]["/api/v1/notifications/callbacks/twilio/"]["post"]
+    assert {"ApiKey": []} not in callback.get("security", [])  # providers sign instead
