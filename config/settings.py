@@ -271,6 +271,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60.0,
     },
     "sweep-coupon-issue-jobs": {"task": "benefits.tasks.sweep_coupon_issue_jobs", "schedule": 60.0},
+    "sweep-rule-jobs": {"task": "rules.tasks.sweep_rule_jobs", "schedule": 60.0},
     # Clock triggers (birthdays, lapsing tiers…) for the day, early each morning local time.
     "daily": {"task": "rules.tasks.run_daily", "schedule": crontab(hour=0, minute=30)},
 }

@@ -443,6 +443,8 @@ class RuleJob(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(_("started"), default=timezone.now)
+    # Moved on by every task that works on the job: the sweeper's sign of life.
+    heartbeat_at = models.DateTimeField(default=timezone.now, editable=False)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     class Meta:

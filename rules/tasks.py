@@ -55,5 +55,15 @@ def evaluate_clock_batch(trigger: str, member_ids: list[int], on_date: str) -> i
 
 
 @shared_task
+def sweep_rule_jobs() -> int:
+    """Publish again the rule jobs whose task was lost (broker down, worker died)."""
+    return jobs.rule_jobs_resume(
+        queued_for=timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS),
+        silent_for=timedelta(seconds=2 * settings.CELERY_TASK_TIME_LIMIT),
+        limit=settings.TIERFLOW_SWEEP_BATCH,
+    )
+
+
+@shared_task
 def run_rule_job(job_id: int) -> str:
     return jobs.rule_job_run(job_id=job_id)

@@ -2,10 +2,12 @@
 simulate it on past data. Progress is kept on the job row for the admin to show."""
 
 import logging
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -66,7 +68,7 @@ def rule_job_run(*, job_id: int) -> str:
     """Run (a chunk of) a job. Safe to run twice: a finished job is left alone, and
     firings are unique per member and job."""
     if not RuleJob.objects.filter(pk=job_id, status__in=[Status.QUEUED, Status.RUNNING]).update(
-        status=Status.RUNNING
+        status=Status.RUNNING, heartbeat_at=timezone.now()
     ):
         return RuleJob.objects.get(pk=job_id).status
     job = RuleJob.objects.select_related("rule").get(pk=job_id)
@@ -76,6 +78,7 @@ def rule_job_run(*, job_id: int) -> str:
             # overflow the stack on a large job.
             while (status := _apply_chunk(job)) == MORE and tasks_run_in_process():
                 job.refresh_from_db()
+                RuleJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
             if status == MORE:
                 _continue(job.pk)
                 return Status.RUNNING
@@ -119,7 +122,32 @@ def _apply_chunk(job: RuleJob) -> str:
 
 
 def _progress(job: RuleJob, done: int, total: int) -> None:
-    RuleJob.objects.filter(pk=job.pk).update(processed=done, total=total)
+    RuleJob.objects.filter(pk=job.pk).update(
+        processed=done, total=total, heartbeat_at=timezone.now()
+    )
+
+
+def rule_jobs_resume(*, queued_for: timedelta, silent_for: timedelta, limit: int) -> int:
+    """Publish again the jobs whose task was lost: still queued after `queued_for` (never
+    published: the broker was down), or running with no sign of life for `silent_for`
+    (longer than any task may run: its worker died). An apply job resumes at its cursor,
+    firing nobody twice; a simulation starts again (it writes nothing but its result)."""
+    now = timezone.now()
+    stalled = list(
+        RuleJob.objects.filter(
+            Q(status=Status.QUEUED, heartbeat_at__lte=now - queued_for)
+            | Q(status=Status.RUNNING, heartbeat_at__lte=now - silent_for)
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    # Published now: wait a full period again before the next try.
+    RuleJob.objects.filter(pk__in=stalled).update(heartbeat_at=now)
+    for job_id in stalled:
+        _continue(job_id)
+    if stalled:
+        logger.info("re-published rule jobs %s", ", ".join(map(str, stalled)))
+    return len(stalled)
 
 
 def _finish(job: RuleJob, result: dict) -> str:

@@ -18,7 +18,8 @@ from rules.selectors.simulation import rule_simulate
 from rules.services import jobs
 from rules.services.evaluation import member_apply_rule
 from rules.services.jobs import rule_job_start
-from rules.tasks import run_rule_job
+from rules.tasks import run_rule_job, sweep_rule_jobs
+from tests.conftest import broker_down
 from tests.factories import (
     MemberFactory,
     NotificationTemplateFactory,
@@ -382,3 +383,46 @@ def test_in_process_a_job_runs_chunk_after_chunk_in_one_task(
     job.refresh_from_db()
     assert (status, job.processed, job.result) == ("done", 5, {"fired": 5})
     assert handed_over == []
+
+
+def test_a_job_whose_task_was_never_published_is_resumed_by_the_sweeper(
+    upgrade_rule, tiers, settings, django_capture_on_commit_callbacks
+):
+    # given: the broker was down when the job started
+    settings.TIERFLOW_PENDING_GRACE_SECONDS = 60
+    spender("2500", tier=tiers["regular"])
+    with broker_down(), django_capture_on_commit_callbacks(execute=True):
+        job = rule_job_start(rule=upgrade_rule, kind=APPLY)
+    job.refresh_from_db()
+    assert job.status == "queued"
+
+    # when: the sweeper runs before the grace period, then after it
+    early = sweep_rule_jobs()
+    with time_machine.travel(timezone.now() + timedelta(seconds=61), tick=False):
+        late = sweep_rule_jobs()
+
+    # then
+    job.refresh_from_db()
+    assert (early, late) == (0, 1)
+    assert (job.status, job.result) == ("done", {"fired": 1})
+
+
+def test_a_running_job_is_resumed_only_once_silent_longer_than_any_task_runs(
+    upgrade_rule, settings, monkeypatch
+):
+    # given: a job a worker is running (its last sign of life just now)
+    settings.CELERY_TASK_TIME_LIMIT = 300
+    resumed = []
+    monkeypatch.setattr(jobs, "_continue", resumed.append)
+    job = RuleJob.objects.create(rule=upgrade_rule, kind=APPLY, status="running")
+
+    # when
+    with time_machine.travel(timezone.now() + timedelta(seconds=599), tick=False):
+        alive = sweep_rule_jobs()
+    with time_machine.travel(timezone.now() + timedelta(seconds=601), tick=False):
+        dead = sweep_rule_jobs()
+        again = sweep_rule_jobs()  # published just now: not again at once
+
+    # then
+    assert (alive, dead, again) == (0, 1, 0)
+    assert resumed == [job.pk]
