@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api import Conflict, StrictSerializer, recorded
+from members.api import TierSerializer
 from members.models import external_id_validator
 
 from .models import Coupon, Discount, Stacking
@@ -44,12 +45,6 @@ class CheckoutQuoteRequestSerializer(StrictSerializer):
     )
 
 
-class QuoteTierSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    name = serializers.CharField()
-    discount_percent = serializers.DecimalField(max_digits=5, decimal_places=2)
-
-
 class QuoteCouponSerializer(serializers.Serializer):
     code = serializers.CharField()
     name = serializers.CharField(allow_null=True)
@@ -62,7 +57,7 @@ class QuoteCouponSerializer(serializers.Serializer):
 class CheckoutQuoteSerializer(serializers.Serializer):
     member = serializers.CharField()
     amount = serializers.DecimalField(**AMOUNT)
-    tier = QuoteTierSerializer(allow_null=True)
+    tier = TierSerializer(allow_null=True)
     tier_discount = serializers.DecimalField(**AMOUNT)
     amount_after_tier_discount = serializers.DecimalField(**AMOUNT)
     coupons = QuoteCouponSerializer(many=True)
