@@ -8,7 +8,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from members.models import EngagementEvent, Member, Tag, Tier, next_midnight
+from core.days import next_midnight
+from members.models import EngagementEvent, Member, Tag, Tier
 from orders.models import Order
 
 

@@ -19,7 +19,7 @@ from benefits.services import points as points_services
 from core.api import StrictSerializer, recorded
 from notifications import selectors as notification_selectors
 from notifications import services as notification_services
-from rules.services import lifecycle
+from rules.selectors import tier_period
 
 from . import selectors, services
 from .models import Member, external_id_validator, phone_validator
@@ -32,6 +32,15 @@ def not_in_future(value: date | datetime) -> None:
     now = timezone.now() if isinstance(value, datetime) else timezone.localdate()
     if value > now:
         raise serializers.ValidationError("This cannot be in the future.")
+
+
+def phone_cleaned(value: str) -> str:
+    """A phone number as stored: separators dropped, and NFKC turns full-width digits
+    (１３８…), common in Chinese input, into ASCII ones."""
+    phone = unicodedata.normalize("NFKC", value).translate(PHONE_SEPARATORS)
+    if phone:
+        phone_validator(phone)
+    return phone
 
 
 class MemberDetailsSerializer(StrictSerializer):
@@ -50,11 +59,7 @@ class MemberDetailsSerializer(StrictSerializer):
     )
 
     def validate_phone(self, value: str) -> str:
-        # NFKC turns full-width digits (１３８…), common in Chinese input, into ASCII ones.
-        phone = unicodedata.normalize("NFKC", value).translate(PHONE_SEPARATORS)
-        if phone:
-            phone_validator(phone)
-        return phone
+        return phone_cleaned(value)
 
 
 class MemberUpsertSerializer(MemberDetailsSerializer):
@@ -153,12 +158,12 @@ def _keep_tier(member: Member) -> dict | None:
     tier = member.tier
     if tier is None or tier.keep_threshold is None:
         return None
-    figures = lifecycle.period_figures(member=member)
+    figures = tier_period.period_figures(member=member)
     return {
         "measure": tier.keep_metric,
         "threshold": tier.keep_threshold,
         "reached": figures[tier.keep_metric],
-        "shortfall": lifecycle.keep_shortfall(tier, figures),
+        "shortfall": tier_period.keep_shortfall(tier, figures),
         "period_start": member.tier_period_start or member.tier_since,
     }
 
@@ -361,7 +366,7 @@ class OptOutSerializer(StrictSerializer):
     source = serializers.CharField(max_length=50, default="opt-out")
 
     def validate_phone(self, value: str) -> str:
-        return MemberDetailsSerializer().validate_phone(value)
+        return phone_cleaned(value)
 
     def validate(self, attrs: dict) -> dict:
         if bool(attrs.get("phone")) == bool(attrs.get("member")):

@@ -9,6 +9,7 @@ from django.db.models.functions import ExtractDay, ExtractMonth
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from core.days import next_midnight
 from core.models import Evaluable
 
 # External ids appear in URLs (/api/v1/members/<external_id>/), so no slashes or spaces.
@@ -53,17 +54,6 @@ class LapseTo(models.TextChoices):
 class RefundPolicy(models.TextChoices):
     AT_ONCE = "at_once", _("at once: the upgrade is undone if its rule no longer holds")
     END_OF_PERIOD = "end_of_period", _("at the end of the period, by the keep-tier threshold")
-
-
-def next_midnight(moment: datetime) -> datetime:
-    """`moment` rounded up to the start of a business day (TIME_ZONE): tiers and points
-    lapse at midnight, so the daily job just after it finds everything that lapsed."""
-    local = timezone.localtime(moment)
-    if local.time() == datetime.min.time():
-        return local
-    return timezone.make_aware(
-        datetime.combine(local.date() + timedelta(days=1), datetime.min.time())
-    )
 
 
 class Tier(models.Model):
@@ -275,6 +265,17 @@ class TierChange(Evaluable):
 
     def __str__(self) -> str:
         return f"{self.from_tier or '-'} → {self.to_tier}"
+
+    @property
+    def rank_change(self) -> int:
+        """Ranks moved: above 0 up, below 0 down, 0 a renewal (from nothing: an upgrade)."""
+        return self.to_tier.rank - (self.from_tier.rank if self.from_tier else -1)
+
+    @property
+    def move(self) -> str:
+        if self.rank_change > 0:
+            return "upgrade"
+        return "renewal" if self.rank_change == 0 else "downgrade"
 
 
 class Tag(models.Model):

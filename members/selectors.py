@@ -50,19 +50,13 @@ def tier_change_timeline(*, member_id: int, before=None, limit: int) -> list[dic
             "at": change.created_at,
             "from_tier": change.from_tier.code if change.from_tier else None,
             "to_tier": change.to_tier.code,
-            "move": _move(change),
+            "move": change.move,
             "reason": change.reason,
             "rule": change.firing.reference if change.firing else None,
             "changed_by": change.changed_by.get_username() if change.changed_by else None,
         }
         for change in newest(changes, at="created_at", before=before, limit=limit)
     ]
-
-
-def _move(change: TierChange) -> str:
-    if change.from_tier is None or change.from_tier.rank < change.to_tier.rank:
-        return "upgrade"
-    return "renewal" if change.from_tier == change.to_tier else "downgrade"
 
 
 def engagement_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:

@@ -1,8 +1,9 @@
-from datetime import date, datetime, time, timedelta
+from datetime import date, timedelta
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from core.days import start_of_day
 from core.models import newest
 
 from .models import Consent, Notification, Purpose
@@ -65,7 +66,7 @@ def member_consents(*, member_id: int) -> dict[str, dict]:
 
 def marketing_count_on(*, member_id: int, day: date) -> int:
     """Marketing messages for the member created on the business day, not suppressed."""
-    start = timezone.make_aware(datetime.combine(day, time.min))
+    start = start_of_day(day)
     return (
         Notification.objects.filter(
             member_id=member_id,

@@ -115,7 +115,8 @@ def notification_queue(
     now = timezone.now()
     if not suppressed and template.purpose == Purpose.MARKETING:
         suppressed = _marketing_block(member, channel, now)
-    held_until = None if suppressed else quiet_hours_end(channel, now)
+    # Webhooks are for machines: never held.
+    held_until = None if suppressed or channel == Channel.WEBHOOK else quiet_hours_end(now)
     notification = Notification.objects.create(
         member=member,
         template=template,
@@ -150,11 +151,11 @@ def _marketing_block(member: Member, channel: str, now) -> str:
     return ""
 
 
-def quiet_hours_end(channel: str, now) -> "datetime | None":
+def quiet_hours_end(now: datetime) -> datetime | None:
     """When the quiet hours (TIERFLOW_QUIET_HOURS, in TIME_ZONE) that `now` falls in end,
-    or None if `now` is not in them. Webhooks are for machines: never held."""
+    or None if `now` is not in them."""
     window = settings.TIERFLOW_QUIET_HOURS
-    if channel == Channel.WEBHOOK or window is None:
+    if window is None:
         return None
     start, end = window
     local = timezone.localtime(now)
@@ -246,13 +247,14 @@ def notification_deliver(*, notification_id: int) -> Delivery:
 
 def _hold_for_quiet_hours(notification_id: int, now) -> Delivery | None:
     """A message due during quiet hours (a retry, a late task) waits until they end; the
-    sweeper publishes it then."""
-    channel = Notification.objects.filter(pk=notification_id).values_list("channel", flat=True)
-    until = quiet_hours_end(channel.first() or Channel.WEBHOOK, now)
+    sweeper publishes it then. Outside quiet hours this costs no query."""
+    until = quiet_hours_end(now)
     if until is None:
         return None
-    held = Notification.objects.filter(pk=notification_id, status=Status.QUEUED).update(
-        next_attempt_at=until, status_reason=_held_text(until)
+    held = (
+        Notification.objects.filter(pk=notification_id, status=Status.QUEUED)
+        .exclude(channel=Channel.WEBHOOK)
+        .update(next_attempt_at=until, status_reason=_held_text(until))
     )
     return Delivery(Status.QUEUED, retry_in=(until - now).total_seconds()) if held else None
 

@@ -3,12 +3,13 @@ members the daily job should ask about. The Python predicate decides; the query 
 to include every member for whom it could say yes."""
 
 from calendar import isleap
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from benefits import selectors as benefit_selectors
+from core.days import start_of_day
 from members.models import Member, Tier
 
 from .models import Trigger
@@ -52,7 +53,7 @@ def candidates(trigger: str, days: int | None, on_date: date) -> QuerySet[Member
         same_day = Q(joined_at__month=on_date.month, joined_at__day=on_date.day)
         if (on_date.month, on_date.day) == (2, 28) and not isleap(on_date.year):
             same_day |= Q(joined_at__month=2, joined_at__day=29)
-        return Member.objects.filter(same_day, joined_at__lt=_start_of(date(on_date.year, 1, 1)))
+        return Member.objects.filter(same_day, joined_at__lt=start_of_day(date(on_date.year, 1, 1)))
     if trigger == Trigger.TIER_EXPIRING:
         if days is not None:
             return Member.objects.filter(
@@ -93,10 +94,6 @@ def _same_day_of_year(day: date, on_date: date) -> bool:
     )
 
 
-def _start_of(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min))
-
-
 def _day_range(day: date) -> tuple[datetime, datetime]:
     """The instants of a business day, for BETWEEN (which includes both ends)."""
-    return _start_of(day), _start_of(day + timedelta(days=1)) - timedelta(microseconds=1)
+    return start_of_day(day), start_of_day(day + timedelta(days=1)) - timedelta(microseconds=1)

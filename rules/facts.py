@@ -20,6 +20,8 @@ from members.models import EngagementEvent, Member, TierChange
 from orders import selectors as order_selectors
 from orders.models import Order, Refund
 
+from .selectors import tier_period
+
 MONEY, COUNT, TIER, TAGS, KIND = "money", "count", "tier", "tags", "kind"
 
 
@@ -116,9 +118,7 @@ class FactSource:
 
     @cached_property
     def period_figures(self) -> dict[str, Decimal]:
-        from .services.lifecycle import period_figures  # the lifecycle reads facts too
-
-        return period_figures(member=self.member, now=self.now)
+        return tier_period.period_figures(member=self.member, now=self.now)
 
     @cached_property
     def tags(self) -> frozenset[str]:
@@ -279,9 +279,7 @@ def _period_growth_points(source: FactSource, need: Need) -> int:
 
 @fact("keep_tier_shortfall", _("still needed to keep the tier (0: kept)"), MONEY)
 def _keep_tier_shortfall(source: FactSource, need: Need) -> Decimal:
-    from .services.lifecycle import keep_shortfall
-
-    return keep_shortfall(source.member.tier, source.period_figures)
+    return tier_period.keep_shortfall(source.member.tier, source.period_figures)
 
 
 @fact("previous_tier", _("tier before the change (tier changed trigger)"), TIER)
@@ -292,7 +290,4 @@ def _previous_tier(source: FactSource, need: Need) -> str | None:
 
 @fact("tier_move", _("ranks moved (tier changed trigger): up > 0, down < 0, renewed 0"), COUNT)
 def _tier_move(source: FactSource, need: Need) -> int | None:
-    change = source.tier_change
-    if change is None:
-        return None
-    return change.to_tier.rank - (change.from_tier.rank if change.from_tier else 0)
+    return source.tier_change.rank_change if source.tier_change else None

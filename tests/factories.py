@@ -77,3 +77,37 @@ def action(rule: Rule, kind: str, **target) -> RuleAction:
     return RuleAction.objects.create(
         rule=rule, position=rule.actions.count() + 1, kind=kind, **target
     )
+
+
+def rule_form(**overrides) -> dict:
+    """The admin's rule add form, posted: two conditions, one action."""
+    data = {
+        "code": "big-spender",
+        "name": "Big spender",
+        "description": "",
+        "trigger": "order_paid",
+        "is_active": "on",
+        "priority": "5",
+        "firing_limit": "once",
+        "logic": "1 or 2",
+        "conditions-TOTAL_FORMS": "2",
+        "conditions-INITIAL_FORMS": "0",
+        "conditions-0-position": "1",
+        "conditions-0-fact": "lifetime_spend",
+        "conditions-0-op": "gte",
+        "conditions-0-value": "5000",
+        "conditions-1-position": "2",
+        "conditions-1-fact": "orders_in_days",
+        "conditions-1-op": "gte",
+        "conditions-1-value": "10",
+        "conditions-1-days": "365",
+        "actions-TOTAL_FORMS": "1",
+        "actions-INITIAL_FORMS": "0",
+        "revisions-TOTAL_FORMS": "0",
+        "revisions-INITIAL_FORMS": "0",
+        "actions-0-position": "1",
+        "actions-0-kind": "award_points",
+        "actions-0-points": "300",
+    }
+    data.update(overrides)
+    return data

@@ -5,6 +5,7 @@ from django.urls import reverse
 from members.models import Member, Tier
 from orders.models import Order
 from rules.models import Rule
+from tests.factories import rule_form
 
 pytestmark = pytest.mark.django_db
 
@@ -73,39 +74,6 @@ def test_with_the_permission_the_detail_is_unmasked(client, member_with_history)
     client.force_login(user)
     page = client.get(reverse("admin:members_member_change", args=[member_with_history.pk]))
     assert "13800138000" in page.content.decode()
-
-
-def rule_form(**overrides) -> dict:
-    data = {
-        "code": "big-spender",
-        "name": "Big spender",
-        "description": "",
-        "trigger": "order_paid",
-        "is_active": "on",
-        "priority": "5",
-        "firing_limit": "once",
-        "logic": "1 or 2",
-        "conditions-TOTAL_FORMS": "2",
-        "conditions-INITIAL_FORMS": "0",
-        "conditions-0-position": "1",
-        "conditions-0-fact": "lifetime_spend",
-        "conditions-0-op": "gte",
-        "conditions-0-value": "5000",
-        "conditions-1-position": "2",
-        "conditions-1-fact": "orders_in_days",
-        "conditions-1-op": "gte",
-        "conditions-1-value": "10",
-        "conditions-1-days": "365",
-        "actions-TOTAL_FORMS": "1",
-        "actions-INITIAL_FORMS": "0",
-        "revisions-TOTAL_FORMS": "0",
-        "revisions-INITIAL_FORMS": "0",
-        "actions-0-position": "1",
-        "actions-0-kind": "award_points",
-        "actions-0-points": "300",
-    }
-    data.update(overrides)
-    return data
 
 
 def test_an_operator_creates_a_rule_with_conditions_and_actions(admin_client, seed):

@@ -1,10 +1,11 @@
 """The growth points ledger (成长值). Callers hold the member row lock."""
 
 import math
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 
 from django.utils import timezone
 
+from core.days import start_of_day
 from members.models import EngagementEvent, Member
 from orders.models import Order
 
@@ -32,7 +33,7 @@ def engagement_earn_growth(*, member: Member, event: EngagementEvent) -> GrowthE
         return None
     if kind.daily_cap is not None:
         day = timezone.localdate(event.occurred_at)
-        start = timezone.make_aware(datetime.combine(day, time.min))
+        start = start_of_day(day)
         earned_that_day = GrowthEntry.objects.filter(
             member=member,
             kind=GrowthEntry.Kind.ENGAGEMENT,

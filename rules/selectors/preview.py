@@ -7,7 +7,7 @@ says which they were.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,6 +31,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from benefits.models import GrowthEntry, PointsEntry
+from core.days import start_of_day
 from members.models import EngagementEvent, Member
 from orders.models import COUNTED, Order
 
@@ -132,7 +133,7 @@ def _expression(need, now: datetime):
 
 
 def _period_expression(fact: str, now: datetime):
-    """The member's current tier period, as lifecycle.period_figures measures it."""
+    """The member's current tier period, as tier_period.period_figures measures it."""
     start = Coalesce(OuterRef("tier_period_start"), OuterRef("tier_since"), OuterRef("joined_at"))
     end = Coalesce(OuterRef("tier_expires_at"), Value(now))
     spend = _member_sum(
@@ -216,8 +217,8 @@ def _days_from(op: str, value: Any, field: str, today: date, *, since: bool) -> 
 
 def _date_compare(field: str, op: str, day: date) -> Q:
     """Compare the local date of a datetime field, with index-friendly instant bounds."""
-    start = timezone.make_aware(datetime.combine(day, time.min))
-    end = timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+    start = start_of_day(day)
+    end = start_of_day(day + timedelta(days=1))
     return {
         "gte": Q(**{f"{field}__gte": start}),
         "gt": Q(**{f"{field}__gte": end}),

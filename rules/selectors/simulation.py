@@ -14,7 +14,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import islice
 from types import SimpleNamespace
@@ -23,6 +23,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from benefits.models import GrowthEntry, PointsEntry
+from core.days import start_of_day
 from core.money import money
 from members.models import EngagementEvent, Member, TierChange
 from orders.models import Order, Refund
@@ -31,7 +32,7 @@ from .. import clock, engine
 from ..facts import FACTS, FactSource, facts_compute
 from ..models import CLOCK_TRIGGERS, ActionKind, FiringLimit, Rule, RuleFiring, Trigger
 from ..occurrences import Occurrence, occurrence_key
-from ..services import lifecycle
+from . import tier_period
 
 PERIOD_FACTS = {"period_spend", "period_growth_points", "keep_tier_shortfall"}
 
@@ -139,7 +140,7 @@ def _occurrences(rule: Rule, start: datetime, now: datetime) -> dict[int, list[S
     elif rule.trigger in CLOCK_TRIGGERS:
         first, last = timezone.localdate(start) + timedelta(days=1), timezone.localdate(now)
         for day, member_id, key in _clock_days(rule, first, last):
-            moment = min(now, _start_of(day + timedelta(days=1)) - timedelta(microseconds=1))
+            moment = min(now, start_of_day(day + timedelta(days=1)) - timedelta(microseconds=1))
             found[member_id].append(_at(moment, key))
     for items in found.values():
         items.sort(key=lambda item: item.at)
@@ -256,7 +257,7 @@ def _replay(rule: Rule, history: _History, occurrences, needs, already: set) -> 
         )
         if "period_figures" not in overlay and any(n.fact in PERIOD_FACTS for n in needs):
             # The current tier period's figures, as of today (not replayed).
-            overlay["period_figures"] = lifecycle.period_figures(member=member)
+            overlay["period_figures"] = tier_period.period_figures(member=member)
         source.__dict__["period_figures"] = overlay.get("period_figures")
         source.__dict__.update(
             order_windows={
@@ -334,10 +335,6 @@ def _caused_at(*, event: bool = False):
     return Coalesce(*causes)
 
 
-def _start_of(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min))
-
-
 def _clock_days(rule: Rule, first: date, last: date):
     """(day, member id, occurrence key) for each day the clock trigger happened to a
     member in [first, last], from the history: inactivity from the orders placed by then,
@@ -360,11 +357,11 @@ def _clock_days(rule: Rule, first: date, last: date):
 
 def _inactive_days(first: date, last: date, days: int):
     """Members whose last order (or, with none, their joining) was N days before the day."""
-    orders = Order.objects.filter(placed_at__lt=_start_of(last + timedelta(days=1)))
+    orders = Order.objects.filter(placed_at__lt=start_of_day(last + timedelta(days=1)))
     last_seen: dict[int, list[date]] = defaultdict(list)
     for member_id, placed_at in orders.values_list("member_id", "placed_at"):
         last_seen[member_id].append(timezone.localdate(placed_at))
-    joined = Member.objects.filter(joined_at__lt=_start_of(last + timedelta(days=1)))
+    joined = Member.objects.filter(joined_at__lt=start_of_day(last + timedelta(days=1)))
     for member_id, joined_at in joined.values_list("pk", "joined_at"):
         order_days = sorted(last_seen.get(member_id, []))
         day = first
@@ -378,7 +375,7 @@ def _inactive_days(first: date, last: date, days: int):
 
 def _tier_lapse_days(first: date, last: date, days: int):
     """Members whose tier, as it stood on the day, lapsed N days later."""
-    changes = TierChange.objects.filter(created_at__lt=_start_of(last + timedelta(days=1)))
+    changes = TierChange.objects.filter(created_at__lt=start_of_day(last + timedelta(days=1)))
     by_member: dict[int, list] = defaultdict(list)
     for change in changes.select_related("to_tier").order_by("created_at"):
         by_member[change.member_id].append(change)
@@ -391,6 +388,6 @@ def _tier_lapse_days(first: date, last: date, days: int):
             day = timezone.localdate(lapses) - timedelta(days=before)
             replaced = history[index + 1].created_at if index + 1 < len(history) else None
             if first <= day <= last and (
-                replaced is None or replaced >= _start_of(day + timedelta(days=1))
+                replaced is None or replaced >= start_of_day(day + timedelta(days=1))
             ):
                 yield day, member_id, f"tier_expiring:{timezone.localdate(lapses)}"

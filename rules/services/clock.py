@@ -12,13 +12,14 @@ from django.db import transaction
 
 from benefits.models import PointsEntry
 from benefits.services.points import points_expire
+from core.days import start_of_day
 from core.queue import enqueue
 from members import services as member_services
 
 from .. import clock
 from ..models import CLOCK_TRIGGERS
 from .evaluation import member_evaluate, rules_live
-from .lifecycle import member_tier_lapse, start_of, tier_lapses_due
+from .lifecycle import member_tier_lapse, tier_lapses_due
 
 BATCH = 500
 POINTS_EXPIRY, TIER_LAPSE = "points_expiry", "tier_lapse"
@@ -48,8 +49,8 @@ def _points_lapsed(on_date: date) -> list[int]:
     missed night is caught up by running its day)."""
     lots = PointsEntry.objects.filter(
         points__gt=0,
-        expires_at__gt=start_of(on_date - timedelta(days=1)),
-        expires_at__lte=start_of(on_date),
+        expires_at__gt=start_of_day(on_date - timedelta(days=1)),
+        expires_at__lte=start_of_day(on_date),
     )
     return sorted(set(lots.values_list("member_id", flat=True)))
 
@@ -83,7 +84,7 @@ def clock_batch_evaluate(*, trigger: str, member_ids: list[int], on_date: date) 
 def _expire_points(member_id: int, on_date: date) -> int:
     with transaction.atomic():
         member = member_services.member_lock(member_id=member_id)
-        return 1 if points_expire(member=member, at=start_of(on_date)) else 0
+        return 1 if points_expire(member=member, at=start_of_day(on_date)) else 0
 
 
 def clock_triggers_run(on_date: date, progress: Callable[[str, int], None] | None = None) -> dict:

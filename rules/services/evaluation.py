@@ -11,7 +11,7 @@ transaction, so a task that runs twice changes nothing the second time.
 
 import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Count, Max, Prefetch, Sum
@@ -21,6 +21,7 @@ from benefits.models import EarningPolicy
 from benefits.services import growth as growth_services
 from benefits.services import points as points_services
 from benefits.services import reversals
+from core.days import start_of_day
 from core.models import Evaluable, mark_evaluated
 from core.queue import enqueue
 from members import services as member_services
@@ -159,7 +160,7 @@ def _occurrence(trigger: str, member: Member, subject_id: int | None, on_date: d
         if not created:
             return None
         # A catch-up run for a past day judges the facts as they stood at that day's end.
-        end_of_day = timezone.make_aware(datetime.combine(on_date + timedelta(days=1), time.min))
+        end_of_day = start_of_day(on_date + timedelta(days=1))
         at = min(timezone.now(), end_of_day - timedelta(microseconds=1))
         return Occurrence(trigger=trigger, key=f"{trigger}:{on_date}", day=on_date, at=at)
     if trigger == Trigger.MEMBER_JOINED:

@@ -6,54 +6,24 @@ granted it no longer holds, the member goes back to the tier they came from. Eac
 a TierChange with its reason, which the `tier_changed` rules are evaluated for."""
 
 import copy
-from datetime import date, datetime, time
+from datetime import date
 from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
 
-from benefits import selectors as benefit_selectors
+from core.days import start_of_day
 from members import services as member_services
 from members.models import KeepMetric, LapseTo, Member, RefundPolicy, Tier, TierChange
-from orders import selectors as order_selectors
 from orders.models import Order
 
 from .. import engine
 from ..facts import FactSource, facts_compute
 from ..models import Trigger
+from ..selectors.tier_period import keeps, period_figures
 
 # A member many periods behind (a long-missed daily job) catches up in one go, boundedly.
 MAX_PERIODS = 100
-
-
-def start_of(day: date) -> datetime:
-    return timezone.make_aware(datetime.combine(day, time.min))
-
-
-def period_figures(*, member: Member, now: datetime | None = None) -> dict[str, Decimal]:
-    """Spend and growth points in the member's current tier period (up to `now` for a
-    tier that never lapses)."""
-    start = member.tier_period_start or member.tier_since or member.joined_at
-    end = member.tier_expires_at or now or timezone.now()
-    return {
-        KeepMetric.SPEND: order_selectors.member_spend_between(
-            member_id=member.pk, start=start, end=end
-        ),
-        KeepMetric.GROWTH: Decimal(
-            benefit_selectors.growth_between(member_id=member.pk, start=start, end=end)
-        ),
-    }
-
-
-def keeps(tier: Tier, figures: dict[str, Decimal]) -> bool:
-    return tier.keep_threshold is None or figures[tier.keep_metric] >= tier.keep_threshold
-
-
-def keep_shortfall(tier: Tier | None, figures: dict[str, Decimal]) -> Decimal:
-    """How much more the member needs in this period to keep the tier (0: kept)."""
-    if tier is None or tier.keep_threshold is None:
-        return Decimal(0)
-    return max(Decimal(0), tier.keep_threshold - figures[tier.keep_metric])
 
 
 def _figure_text(tier: Tier, figures: dict[str, Decimal]) -> str:
@@ -63,14 +33,14 @@ def _figure_text(tier: Tier, figures: dict[str, Decimal]) -> str:
 
 def tier_lapses_due(on_date: date) -> list[int]:
     """Members whose tier lapsed by the start of `on_date`."""
-    members = Member.objects.filter(tier_expires_at__lte=start_of(on_date))
+    members = Member.objects.filter(tier_expires_at__lte=start_of_day(on_date))
     return list(members.order_by("pk").values_list("pk", flat=True))
 
 
 def member_tier_lapse(*, member_id: int, on_date: date) -> list[TierChange]:
     """Renew or move down a member whose tier lapsed by the start of `on_date`, period
     after period if the job is far behind. Running it again changes nothing."""
-    cutoff = start_of(on_date)
+    cutoff = start_of_day(on_date)
     changes = []
     with transaction.atomic():
         member = member_services.member_lock(member_id=member_id)

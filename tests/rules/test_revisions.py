@@ -13,6 +13,7 @@ from rules.models import Rule, RuleRevision
 from rules.programme.dump import rule_as_data
 from rules.programme.load import programme_load
 from rules.services.saving import rule_upsert
+from tests.factories import rule_form
 
 pytestmark = pytest.mark.django_db
 
@@ -205,42 +206,9 @@ def operator_client(client):
     return client
 
 
-def add_form(**overrides) -> dict:
-    data = {
-        "code": "big-spender",
-        "name": "Big spender",
-        "description": "",
-        "trigger": "order_paid",
-        "is_active": "on",
-        "priority": "5",
-        "firing_limit": "once",
-        "logic": "1 or 2",
-        "conditions-TOTAL_FORMS": "2",
-        "conditions-INITIAL_FORMS": "0",
-        "conditions-0-position": "1",
-        "conditions-0-fact": "lifetime_spend",
-        "conditions-0-op": "gte",
-        "conditions-0-value": "5000",
-        "conditions-1-position": "2",
-        "conditions-1-fact": "orders_in_days",
-        "conditions-1-op": "gte",
-        "conditions-1-value": "10",
-        "conditions-1-days": "365",
-        "actions-TOTAL_FORMS": "1",
-        "actions-INITIAL_FORMS": "0",
-        "actions-0-position": "1",
-        "actions-0-kind": "award_points",
-        "actions-0-points": "300",
-        "revisions-TOTAL_FORMS": "0",
-        "revisions-INITIAL_FORMS": "0",
-    }
-    data.update(overrides)
-    return data
-
-
 def test_adding_a_rule_in_the_admin_records_who_added_it(operator_client):
     # when
-    response = operator_client.post(reverse("admin:rules_rule_add"), add_form())
+    response = operator_client.post(reverse("admin:rules_rule_add"), rule_form())
 
     # then
     assert response.status_code == 302
