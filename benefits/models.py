@@ -62,7 +62,9 @@ class EarningPolicy(models.Model):
 
     @classmethod
     def current(cls) -> "EarningPolicy":
-        return cls.objects.get_or_create(pk=1)[0]
+        """The programme's policy; until one is saved, the defaults (nothing is earned).
+        Reads only: a migration creates the row, and the admin and loads save it."""
+        return cls.objects.filter(pk=1).first() or cls(pk=1)
 
     def points_expiry_from(self, earned_at: datetime) -> datetime | None:
         """Points lapse at a midnight (TIME_ZONE), for the daily job just after it."""

@@ -2,7 +2,7 @@ from datetime import date, datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from core.models import newest
@@ -12,12 +12,31 @@ from members.models import Member, Tag, Tier
 from .models import Coupon, CouponTemplate, Discount, GrowthEntry, PointsEntry, Stacking
 
 
-def points_balance(*, member_id: int, up_to_id: int | None = None) -> int:
-    """The ledger's sum (up to and including entry `up_to_id`, if given)."""
+def points_available(*, total: int, used: int, lapsed: int) -> int:
+    """What can be spent of a ledger whose entries sum to `total`, whose negative entries
+    (spent, written off, reversed) come to `used`, and whose lots lapsed by now come to
+    `lapsed`. Spending uses up the lots that lapse soonest first, so the lapsed lots are
+    used first and what is left of them, max(0, lapsed - used), never counts, even
+    before the daily job writes it off."""
+    return total - max(0, lapsed - used)
+
+
+def points_balance(
+    *, member_id: int, up_to_id: int | None = None, at: datetime | None = None
+) -> int:
+    """The points a member can spend at `at` (default now): the ledger's sum (up to and
+    including entry `up_to_id`, if given), less what is left of lapsed lots."""
     entries = PointsEntry.objects.filter(member_id=member_id)
     if up_to_id is not None:
         entries = entries.filter(pk__lte=up_to_id)
-    return entries.aggregate(total=Sum("points"))["total"] or 0
+    row = entries.aggregate(
+        total=Sum("points"),
+        used=Sum("points", filter=Q(points__lt=0)),
+        lapsed=Sum("points", filter=Q(points__gt=0, expires_at__lte=at or timezone.now())),
+    )
+    return points_available(
+        total=row["total"] or 0, used=-(row["used"] or 0), lapsed=row["lapsed"] or 0
+    )
 
 
 def growth_balance(*, member_id: int) -> int:
@@ -26,9 +45,10 @@ def growth_balance(*, member_id: int) -> int:
 
 
 def growth_between(*, member_id: int, start, end) -> int:
-    """Growth points earned (less those reversed) in [start, end)."""
+    """Growth points earned (less those reversed) after `start`, up to and including
+    `end` (entries are dated by the event that earned them)."""
     entries = GrowthEntry.objects.filter(
-        member_id=member_id, created_at__gte=start, created_at__lt=end
+        member_id=member_id, created_at__gt=start, created_at__lte=end
     )
     return entries.aggregate(total=Sum("points"))["total"] or 0
 

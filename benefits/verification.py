@@ -65,9 +65,12 @@ def _negative_balances() -> Iterator[str]:
 
 def _reversals_drift() -> Iterator[str]:
     # Orders whose refunds have all been evaluated (pending ones are not due yet).
+    # Every event up to the member's evaluated_seq is evaluated, refunds being later
+    # events than their order: so is the member's every refund up to it.
     refunded = (
-        Order.objects.filter(refunded_amount__gt=0, evaluated_at__isnull=False)
-        .exclude(refunds__evaluated_at__isnull=True)
+        Order.objects.filter(refunded_amount__gt=0)
+        .exclude(refunds__seq__gt=F("member__evaluated_seq"))
+        .filter(seq__lte=F("member__evaluated_seq"))
         .distinct()
     )
     for order in refunded.iterator():

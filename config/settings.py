@@ -148,6 +148,11 @@ TIERFLOW_MAX_ORDER_AMOUNT = Decimal(env("TIERFLOW_MAX_ORDER_AMOUNT", default="10
 TIERFLOW_PENDING_GRACE_SECONDS = env.int("TIERFLOW_PENDING_GRACE_SECONDS", default=60)
 # How many pending orders (or messages) one sweeper run re-publishes at most.
 TIERFLOW_SWEEP_BATCH = env.int("TIERFLOW_SWEEP_BATCH", default=1000)
+# Members one evaluation transaction takes at most: at low load a batch is one event;
+# under load batches grow to this, and each member's row stays locked until it commits.
+TIERFLOW_EVALUATION_BATCH = env.int("TIERFLOW_EVALUATION_BATCH", default=100)
+# An evaluation task works batch after batch for about this long, then hands over.
+TIERFLOW_EVALUATION_DRAIN_SECONDS = env.float("TIERFLOW_EVALUATION_DRAIN_SECONDS", default=20.0)
 # Provider per notification channel: "console" logs and marks the message sent; "http"
 # POSTs the JSON event, signed, to the webhook URL.
 # Real providers: "aliyun" or "twilio" (sms), "fcm" (push), "smtp" (email); settings below.

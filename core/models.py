@@ -1,62 +1,27 @@
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import models
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
 class Evaluable(models.Model):
-    """Something the rules must be evaluated for, exactly once: an order, a refund, an
-    engagement event, a new member. The database, not the broker, is the record of work
-    still to do: `evaluated_at` stays null until the evaluation commits, and a sweeper
-    re-publishes what has waited too long, the longest-waiting first (`enqueued_at`), so
-    subjects that keep failing cannot hold up the others."""
+    """An event in a member's journal that the rules are evaluated for: an order, a
+    refund, an engagement, a tier change made outside an evaluation (joining is the
+    member's event 1). `seq` numbers the member's events in the order they were recorded,
+    under the member row lock; the member's `evaluated_seq` says how far the rules have
+    got. So the database, not the broker, is the record of work still to do, and the
+    engine can evaluate each event as the member stood right after it, never seeing the
+    events recorded later. Rows from before the journal existed have seq 0."""
 
-    evaluated_at = models.DateTimeField(
-        _("rules evaluated at"), null=True, blank=True, editable=False
-    )
-    enqueued_at = models.DateTimeField(default=timezone.now, editable=False)
+    seq = models.PositiveIntegerField(_("event number"), default=0, editable=False)
 
     class Meta:
         abstract = True
-        indexes = [
-            models.Index(
-                fields=["enqueued_at"],
-                condition=models.Q(evaluated_at__isnull=True),
-                name="%(class)s_pending",
-            )
-        ]
+        indexes = [models.Index(fields=["member", "seq"], name="%(class)s_member_seq")]
 
     @property
     def is_evaluated(self) -> bool:
-        return self.evaluated_at is not None
-
-
-def pending_evaluation(
-    model: type[Evaluable], *, member_field: str, older_than: timedelta, limit: int
-) -> list[tuple[int, int]]:
-    """(subject id, member id) of the subjects waiting longer than `older_than`, and
-    marks them as enqueued now."""
-    cutoff = timezone.now() - older_than
-    rows = list(
-        model.objects.filter(evaluated_at__isnull=True, enqueued_at__lte=cutoff)
-        .order_by("enqueued_at")
-        .values_list("pk", member_field)[:limit]
-    )
-    model.objects.filter(pk__in=[pk for pk, _ in rows]).update(enqueued_at=timezone.now())
-    return rows
-
-
-def pending_count(model: type[Evaluable], *, older_than: timedelta) -> int:
-    cutoff = timezone.now() - older_than
-    return model.objects.filter(evaluated_at__isnull=True, enqueued_at__lte=cutoff).count()
-
-
-def mark_evaluated(model: type[Evaluable], pk: int) -> bool:
-    """Conditional update: True for the caller that marked it, False if already marked."""
-    return bool(
-        model.objects.filter(pk=pk, evaluated_at__isnull=True).update(evaluated_at=timezone.now())
-    )
+        return self.seq <= self.member.evaluated_seq
 
 
 def newest(queryset, *, at: str, before: datetime | None, limit: int):

@@ -1,28 +1,23 @@
 from datetime import timedelta
 
-from django.apps import apps
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found, server_error
 
 from config.celery import app as celery_app
-from core.models import Evaluable, pending_count
+from members.journal import members_waiting
 
 
 def health(request: HttpRequest) -> JsonResponse:
     """For load balancers and monitoring: 200 when the database answers, else 503. The
     broker is reported but does not fail the check: orders are still recorded without it.
-    `pending_evaluations` counts orders, refunds, engagements and new members waiting
-    longer than the sweeper's grace period: a number that keeps growing means evaluation
-    is failing or no worker is running."""
+    `pending_evaluations` counts the members whose events (orders, refunds, engagements,
+    joining) have waited longer than the sweeper's grace period: a number that keeps
+    growing means evaluation is failing or no worker is running."""
     checks = {"database": "ok", "broker": "in-process"}
     try:
         grace = timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS)
-        checks["pending_evaluations"] = sum(
-            pending_count(model, older_than=grace)
-            for model in apps.get_models()
-            if issubclass(model, Evaluable)
-        )
+        checks["pending_evaluations"] = members_waiting(older_than=grace)
     except Exception as exc:  # any failure means "not healthy", whatever its type
         checks["database"] = f"error: {type(exc).__name__}"
     if not settings.CELERY_TASK_ALWAYS_EAGER:

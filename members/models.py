@@ -167,8 +167,10 @@ class Tier(models.Model):
         return None
 
 
-class Member(Evaluable):
-    """`evaluated_at` (from Evaluable) marks that the member_joined rules have run."""
+class Member(models.Model):
+    """A member, with their running totals and the state of their journal of events
+    (core.models.Evaluable): joining is event 1, each order, refund, engagement and tier
+    change made outside an evaluation the next."""
 
     external_id = models.CharField(
         _("external id"), max_length=64, unique=True, validators=[external_id_validator]
@@ -210,13 +212,23 @@ class Member(Evaluable):
     )
     order_count = models.PositiveIntegerField(_("orders"), default=0)
     last_order_at = models.DateTimeField(_("last order"), null=True, blank=True)
+    # The journal: the number of the last event recorded, of the last one evaluated, and
+    # since when the member has events waiting (null: none). Recording an event bumps
+    # `event_seq` and sets `pending_since`; an evaluation brings `evaluated_seq` up to it.
+    event_seq = models.PositiveIntegerField(default=1, editable=False)
+    evaluated_seq = models.PositiveIntegerField(default=0, editable=False)
+    pending_since = models.DateTimeField(null=True, blank=True, default=timezone.now)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["-joined_at"]
         indexes = [
-            *Evaluable.Meta.indexes,
+            models.Index(
+                fields=["pending_since"],
+                condition=models.Q(pending_since__isnull=False),
+                name="member_pending_since",
+            ),
             models.Index(fields=["tier_expires_at"]),
             models.Index(fields=["last_order_at"]),
             models.Index(ExtractMonth("birthday"), ExtractDay("birthday"), name="member_birthday"),
@@ -232,6 +244,16 @@ class Member(Evaluable):
 
     def __str__(self) -> str:
         return self.external_id
+
+    @property
+    def is_evaluated(self) -> bool:
+        """Whether the member_joined rules have run (joining is event 1)."""
+        return self.evaluated_seq >= 1
+
+    @property
+    def happened_at(self) -> datetime:
+        """When the member joined the programme (when the record was created)."""
+        return self.created_at or timezone.now()
 
 
 class TierChange(Evaluable):
@@ -276,6 +298,10 @@ class TierChange(Evaluable):
         if self.rank_change > 0:
             return "upgrade"
         return "renewal" if self.rank_change == 0 else "downgrade"
+
+    @property
+    def happened_at(self) -> datetime:
+        return self.created_at
 
 
 class Tag(models.Model):
@@ -334,3 +360,8 @@ class EngagementEvent(Evaluable):
 
     def __str__(self) -> str:
         return self.external_id
+
+    @property
+    def happened_at(self) -> datetime:
+        """When it happened, by the app's clock, but never later than it was recorded."""
+        return min(self.occurred_at, self.recorded_at)

@@ -64,10 +64,10 @@ def engagement_timeline(*, member_id: int, before=None, limit: int) -> list[dict
     return [
         {
             "type": "engagement",
-            "at": event.recorded_at,
+            "at": event.occurred_at,
             "external_id": event.external_id,
             "kind": event.kind.code,
             "occurred_at": event.occurred_at,
         }
-        for event in newest(events, at="recorded_at", before=before, limit=limit)
+        for event in newest(events, at="occurred_at", before=before, limit=limit)
     ]

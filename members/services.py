@@ -8,12 +8,15 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext
 
 from core.idempotency import payload_fingerprint, record_once
 from core.upsert import upsert
 
+from .journal import events_recorded, member_event_recorded
 from .models import EngagementEvent, EngagementKind, Member, Tag, Tier, TierChange
 from .selectors import tier_base
 
@@ -99,6 +102,8 @@ def member_upsert(
         try:
             with transaction.atomic():
                 candidate.save()
+            # Joining is the member's event 1 (the model's defaults: waiting since now).
+            events_recorded.send(sender=Member, member_id=candidate.pk)
             return candidate, True
         except IntegrityError:
             # Another request created the same member between our read and our insert.
@@ -123,13 +128,19 @@ def member_lock(*, member_id: int) -> Member:
     return Member.objects.select_related("tier").get(pk=member_id)
 
 
-def member_totals_add_order(*, member: Member, amount: Decimal, placed_at: datetime) -> None:
-    """Add one order to a locked member's running totals."""
-    member.lifetime_spend += amount
-    member.order_count += 1
-    if member.last_order_at is None or placed_at > member.last_order_at:
-        member.last_order_at = placed_at
-    member.save(update_fields=["lifetime_spend", "order_count", "last_order_at", "updated_at"])
+def member_order_recorded(
+    *, member: Member, seq: int, amount: Decimal, placed_at: datetime
+) -> None:
+    """Add a just-recorded order, the locked member's event `seq`, to their running
+    totals: one relative UPDATE."""
+    placed = Value(placed_at)
+    member_event_recorded(
+        member=member,
+        seq=seq,
+        lifetime_spend=F("lifetime_spend") + amount,
+        order_count=F("order_count") + 1,
+        last_order_at=Greatest(Coalesce(F("last_order_at"), placed), placed),
+    )
 
 
 def member_set_tier(
@@ -141,10 +152,15 @@ def member_set_tier(
     firing=None,
     changed_by: AbstractBaseUser | None = None,
     at: datetime | None = None,
+    as_event: bool = True,
 ) -> TierChange | None:
     """Move a locked member to `tier`, starting a new period at `at` (default now). A
     downgrade happens only when allowed, and never below an operator's floor unless the
-    operator makes it; moving to the current tier is a no-op. Returns the change, or None."""
+    operator makes it; moving to the current tier is a no-op. Returns the change, or None.
+
+    The change is an event of the member's journal, for the tier_changed rules to be
+    evaluated after commit; the engine, which evaluates them itself in the same
+    transaction, passes `as_event=False`."""
     current = member.tier
     if current is not None and tier.rank < current.rank:
         if not allow_downgrade:
@@ -155,18 +171,32 @@ def member_set_tier(
     if current == tier:
         return None
     return _tier_change(
-        member=member, tier=tier, reason=reason, firing=firing, changed_by=changed_by, at=at
+        member=member,
+        tier=tier,
+        reason=reason,
+        firing=firing,
+        changed_by=changed_by,
+        at=at,
+        as_event=as_event,
     )
 
 
-def member_renew_tier(*, member: Member, reason: str) -> TierChange:
+def member_renew_tier(*, member: Member, reason: str, as_event: bool = True) -> TierChange:
     """Start the next period of a locked member's tier where the current one ends."""
-    return _tier_change(member=member, tier=member.tier, reason=reason, at=member.tier_expires_at)
+    return _tier_change(
+        member=member,
+        tier=member.tier,
+        reason=reason,
+        at=member.tier_expires_at,
+        as_event=as_event,
+    )
 
 
-def _tier_change(*, member, tier, reason, firing=None, changed_by=None, at=None) -> TierChange:
+def _tier_change(
+    *, member, tier, reason, firing=None, changed_by=None, at=None, as_event=True
+) -> TierChange:
     at = at or timezone.now()
-    change = TierChange.objects.create(
+    change = TierChange(
         member=member,
         from_tier=member.tier,
         to_tier=tier,
@@ -174,13 +204,17 @@ def _tier_change(*, member, tier, reason, firing=None, changed_by=None, at=None)
         firing=firing,
         changed_by=changed_by,
         created_at=at,
+        seq=member.event_seq + 1 if as_event else 0,
     )
+    change.save()
     if member.tier != tier:
         member.tier_since = at
     member.tier, member.tier_period_start, member.tier_expires_at = tier, at, tier.expiry_from(at)
     member.save(
         update_fields=["tier", "tier_since", "tier_period_start", "tier_expires_at", "updated_at"]
     )
+    if as_event:
+        member_event_recorded(member=member, seq=change.seq)
     return change
 
 
@@ -237,14 +271,17 @@ def member_tag(*, member: Member, tag: Tag, add: bool) -> bool:
     return add != has
 
 
-def member_totals_refund(
-    *, member: Member, amount: Decimal, order_now_fully_refunded: bool
+def member_refund_recorded(
+    *, member: Member, seq: int, amount: Decimal, order_now_fully_refunded: bool
 ) -> None:
-    """Take a refund off a locked member's running totals."""
-    member.lifetime_spend -= amount
-    if order_now_fully_refunded:
-        member.order_count -= 1
-    member.save(update_fields=["lifetime_spend", "order_count", "updated_at"])
+    """Take a just-recorded refund, the locked member's event `seq`, off their running
+    totals."""
+    member_event_recorded(
+        member=member,
+        seq=seq,
+        lifetime_spend=F("lifetime_spend") - amount,
+        order_count=F("order_count") - (1 if order_now_fully_refunded else 0),
+    )
 
 
 def engagement_record(
@@ -262,17 +299,20 @@ def engagement_record(
         engagement_kind = EngagementKind.objects.filter(code=kind, is_active=True).first()
         if engagement_kind is None:
             raise ValidationError({"kind": f"Unknown engagement kind '{kind}'."})
+        member_obj = member_lock_for_event(member)
         event = EngagementEvent(
             external_id=external_id,
-            member=member_for_subject(member),
+            member=member_obj,
             kind=engagement_kind,
             occurred_at=occurred_at,
             payload_hash=payload_hash,
+            seq=member_obj.event_seq + 1,
         )
         event.full_clean(
             exclude=["member", "kind"], validate_unique=False, validate_constraints=False
         )
         event.save()
+        member_event_recorded(member=member_obj, seq=event.seq)
         return event
 
     return record_once(
@@ -280,14 +320,26 @@ def engagement_record(
     )
 
 
-def member_for_subject(member: str | dict) -> Member:
-    """The member an order or event names: a known member's external id, or details
-    that create or update the member."""
+def member_lock_for_event(member: str | dict) -> Member:
+    """The member an order or event names, locked for recording it: a known member's
+    external id (one locked read of the row alone), or details that create or update the
+    member."""
     if isinstance(member, str):
-        found = Member.objects.filter(external_id=member).first()
+        found = (
+            Member.objects.select_for_update()
+            .only(*JOURNAL_FIELDS)
+            .filter(external_id=member)
+            .first()
+        )
         if found is None:
             raise ValidationError({"member": f"No member with external id '{member}'."})
         return found
     details = dict(member)
-    member_obj, _ = member_upsert(external_id=details.pop("external_id"), **details)
-    return member_obj
+    member_obj, created = member_upsert(external_id=details.pop("external_id"), **details)
+    if created:
+        return member_obj  # inserted by this transaction, so already locked by it
+    return Member.objects.select_for_update().only(*JOURNAL_FIELDS).get(pk=member_obj.pk)
+
+
+# What recording an event reads of its member.
+JOURNAL_FIELDS = ("pk", "external_id", "event_seq", "pending_since")

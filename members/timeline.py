@@ -27,6 +27,10 @@ SOURCES = (
 )
 
 
+# What happened, as opposed to what it caused.
+EVENTS = {"order", "refund", "engagement"}
+
+
 def member_timeline(
     *, member_id: int, before: datetime | None = None, limit: int = 50
 ) -> tuple[list[dict], datetime | None]:
@@ -35,7 +39,9 @@ def member_timeline(
     entries = []
     for source in SOURCES:
         entries.extend(source(member_id=member_id, before=before, limit=limit + 1))
-    entries.sort(key=lambda entry: entry["at"], reverse=True)
+    # Effects are dated by the event that caused them: at the same moment, show the
+    # effects above (after) their order, refund or engagement.
+    entries.sort(key=lambda entry: (entry["at"], entry["type"] not in EVENTS), reverse=True)
     page, more = entries[:limit], len(entries) > limit
     if more:
         # Never split entries with the same timestamp across pages: the next page asks for
@@ -43,7 +49,9 @@ def member_timeline(
         cut = page[-1]["at"]
         if entries[limit]["at"] == cut:
             shorter = [entry for entry in page if entry["at"] != cut]
-            page = shorter or page
+            # A moment with more entries than a page holds is shown whole on one page.
+            page = shorter or [entry for entry in entries if entry["at"] >= cut]
+            more = len(entries) > len(page)
     return [_jsonable(entry) for entry in page], page[-1]["at"] if more and page else None
 
 

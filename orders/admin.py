@@ -1,13 +1,13 @@
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.db.models import F
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from core.admin import ReadOnlyAdmin
 from core.idempotency import SubjectConflict
-from rules.models import Trigger
-from rules.services.evaluation import evaluation_enqueue
+from members import journal
 
 from . import services
 from .models import Order, Refund
@@ -22,9 +22,9 @@ class EvaluationFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "pending":
-            return queryset.filter(evaluated_at__isnull=True)
+            return queryset.filter(seq__gt=F("member__evaluated_seq"))
         if self.value() == "done":
-            return queryset.filter(evaluated_at__isnull=False)
+            return queryset.filter(seq__lte=F("member__evaluated_seq"))
         return queryset
 
 
@@ -65,7 +65,8 @@ class OrderAdmin(admin.ModelAdmin):
         "currency",
         "placed_at",
         "recorded_at",
-        "evaluated_at",
+        "seq",
+        "evaluated",
     ]
 
     @admin.display(description=_("evaluated"), boolean=True)
@@ -103,11 +104,10 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Evaluate the rules for these orders now"))
     def evaluate_now(self, request, queryset) -> None:
-        pending = queryset.filter(evaluated_at__isnull=True)
-        sent = sum(
-            evaluation_enqueue(member_id=member_id, trigger=Trigger.ORDER_PAID, subject_id=pk)
-            for pk, member_id in pending.values_list("pk", "member_id")
-        )
+        pending = queryset.filter(seq__gt=F("member__evaluated_seq"))
+        member_ids = sorted(set(pending.values_list("member_id", flat=True)))
+        journal.members_evaluation_requested(member_ids=member_ids)
+        sent = pending.count()
         self.message_user(
             request,
             ngettext("%d order queued for evaluation.", "%d orders queued for evaluation.", sent)
@@ -120,7 +120,7 @@ class OrderAdmin(admin.ModelAdmin):
 class RefundAdmin(ReadOnlyAdmin):
     list_display = ["external_id", "order", "amount", "refunded_at", "evaluated"]
     list_filter = ["refunded_at"]
-    list_select_related = ["order"]
+    list_select_related = ["order", "member"]
     search_fields = ["=external_id", "=order__external_id"]
     date_hierarchy = "refunded_at"
 

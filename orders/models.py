@@ -84,12 +84,19 @@ class Order(Evaluable):
     def is_fully_refunded(self) -> bool:
         return self.amount > 0 and self.refunded_amount >= self.amount
 
+    @property
+    def happened_at(self) -> datetime:
+        """When it was placed, but never later than it was recorded (ERP clocks drift)."""
+        return min(self.placed_at, self.recorded_at)
+
 
 class Refund(Evaluable):
     external_id = models.CharField(
         _("external id"), max_length=64, unique=True, validators=[external_id_validator]
     )
     order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="refunds")
+    # The order's member, kept on the refund so a member's events are found by member.
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="refunds")
     amount = models.DecimalField(
         _("amount"),
         max_digits=12,
@@ -111,3 +118,7 @@ class Refund(Evaluable):
 
     def __str__(self) -> str:
         return self.external_id
+
+    @property
+    def happened_at(self) -> datetime:
+        return min(self.refunded_at, self.recorded_at)

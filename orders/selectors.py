@@ -26,8 +26,9 @@ def member_order_windows(
 
 
 def member_spend_between(*, member_id: int, start: datetime, end: datetime) -> Decimal:
-    """Spend (net of refunds) of the orders placed in [start, end)."""
-    orders = Order.objects.filter(member_id=member_id, placed_at__gte=start, placed_at__lt=end)
+    """Spend (net of refunds) of the orders placed after `start`, up to and including
+    `end`: a tier period counts what came after the moment that started it."""
+    orders = Order.objects.filter(member_id=member_id, placed_at__gt=start, placed_at__lte=end)
     return money(orders.aggregate(total=Sum(F("amount") - F("refunded_amount")))["total"] or 0)
 
 
@@ -36,26 +37,26 @@ def order_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
     return [
         {
             "type": "order",
-            "at": order.recorded_at,
+            "at": order.placed_at,
             "external_id": order.external_id,
             "amount": order.amount,
             "currency": order.currency,
             "placed_at": order.placed_at,
         }
-        for order in newest(orders, at="recorded_at", before=before, limit=limit)
+        for order in newest(orders, at="placed_at", before=before, limit=limit)
     ]
 
 
 def refund_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:
-    refunds = Refund.objects.filter(order__member_id=member_id).select_related("order")
+    refunds = Refund.objects.filter(member_id=member_id).select_related("order")
     return [
         {
             "type": "refund",
-            "at": refund.recorded_at,
+            "at": refund.refunded_at,
             "external_id": refund.external_id,
             "order": refund.order.external_id,
             "amount": refund.amount,
             "refunded_at": refund.refunded_at,
         }
-        for refund in newest(refunds, at="recorded_at", before=before, limit=limit)
+        for refund in newest(refunds, at="refunded_at", before=before, limit=limit)
     ]

@@ -4,9 +4,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.utils import timezone
 
-from core.idempotency import payload_fingerprint, record_once
+from core.idempotency import payload_fingerprint, record_once, replayed
 from members import services as member_services
 
 from .models import Order, Refund
@@ -27,8 +28,9 @@ def order_record(
     (order, created); a replay of the same payload returns the recorded order with
     created=False, and a different payload for a recorded id raises SubjectConflict.
 
-    In one transaction: upsert the member, lock its row, insert the order (unevaluated) and
-    update the running totals. Evaluation is enqueued by the post-save signal on commit.
+    For a known member, one transaction of three statements: lock the member row, insert
+    the order as the member's next event (or find the recorded one), and update the
+    running totals relatively. The evaluation is published after commit (members.journal).
     """
     payload_hash = payload_fingerprint(
         external_id=external_id,
@@ -37,10 +39,8 @@ def order_record(
         currency=currency,
         placed_at=placed_at,
     )
-
-    def create() -> Order:
-        member_obj = member_services.member_for_subject(member)
-        member_obj = member_services.member_lock(member_id=member_obj.pk)
+    with transaction.atomic():
+        member_obj = member_services.member_lock_for_event(member)
         order = Order(
             external_id=external_id,
             member=member_obj,
@@ -48,16 +48,45 @@ def order_record(
             currency=currency,
             placed_at=placed_at,
             payload_hash=payload_hash,
+            seq=member_obj.event_seq + 1,
         )
         # The member exists and the database enforces the constraints: skip those queries.
         order.full_clean(exclude=["member"], validate_unique=False, validate_constraints=False)
-        order.save()
-        member_services.member_totals_add_order(
-            member=member_obj, amount=amount, placed_at=placed_at
-        )
-        return order
+        recorded = _insert_unless_recorded(order)
+        if recorded is None:
+            member_services.member_order_recorded(
+                member=member_obj, seq=order.seq, amount=amount, placed_at=placed_at
+            )
+            return order, True
+        # A replay, or a conflict: nothing of this request is kept (nor a member's details).
+        transaction.set_rollback(True)
+    if recorded.member_id == member_obj.pk:
+        recorded.member = member_obj
+    return replayed(recorded, payload_hash), False
 
-    return record_once(Order, external_id=external_id, payload_hash=payload_hash, create=create)
+
+def _insert_unless_recorded(order: Order) -> Order | None:
+    """Insert the order (None: inserted, pk set), or return the order already recorded
+    under its external id: one statement either way, the no-op update on a conflict
+    making the database return the recorded row."""
+    fields = [field for field in Order._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    key = quote(Order._meta.get_field("external_id").column)
+    columns = ", ".join(quote(field.column) for field in fields)
+    returned = ", ".join(quote(field.column) for field in Order._meta.concrete_fields)
+    sql = (
+        f"INSERT INTO {quote(Order._meta.db_table)} ({columns}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({key}) DO UPDATE SET {key} = EXCLUDED.{key} RETURNING {returned}"
+    )
+    params = [field.get_db_prep_save(getattr(order, field.attname), connection) for field in fields]
+    (row,) = Order.objects.raw(sql, params)
+    # Event numbers are per member and only grow, so another row never has both ours.
+    if (row.member_id, row.seq) != (order.member_id, order.seq):
+        return row
+    order.pk = row.pk
+    order._state.adding, order._state.db = False, connection.alias
+    return None
 
 
 def refund_record(
@@ -91,17 +120,22 @@ def refund_record(
         refund = Refund(
             external_id=external_id,
             order=locked,
+            member=member,
             amount=amount,
             refunded_at=refunded_at,
             payload_hash=payload_hash,
+            seq=member.event_seq + 1,
         )
-        refund.full_clean(exclude=["order"], validate_unique=False, validate_constraints=False)
+        refund.full_clean(
+            exclude=["order", "member"], validate_unique=False, validate_constraints=False
+        )
         refund.save()
         was_counted = not locked.is_fully_refunded
         locked.refunded_amount += amount
         locked.save(update_fields=["refunded_amount"])
-        member_services.member_totals_refund(
+        member_services.member_refund_recorded(
             member=member,
+            seq=refund.seq,
             amount=amount,
             order_now_fully_refunded=was_counted and locked.is_fully_refunded,
         )

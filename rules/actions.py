@@ -8,8 +8,10 @@ and unused coupons are voided once the order is refunded in full (benefits/servi
 reversals.py). A tier is not a balance: after a refund it follows the tier's refund
 policy (services/lifecycle.py)."""
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from django.utils import timezone
@@ -19,23 +21,28 @@ from benefits.services import coupons as coupon_services
 from benefits.services import growth as growth_services
 from benefits.services import points as points_services
 from members import services as member_services
-from members.models import Member
+from members.models import Member, TierChange
 from notifications import services as notification_services
 from orders.models import Order
 
 from .models import ActionKind, RuleAction, RuleFiring
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class Effects:
-    """What a firing's actions produced so far."""
+    """What a firing's actions produced so far. `at` is the moment of the event that
+    caused the firing: a tier period starts, and points and growth points count, from
+    then, however late the evaluation ran."""
 
     order: Order | None
     send_notifications: bool
     policy: EarningPolicy
+    at: datetime
     coupon: Any = None
     points: int = 0
-    done: list[str] = field(default_factory=list)
+    tier_changes: list[TierChange] = field(default_factory=list)
 
 
 # The fact sources (see facts.FactSource) each kind of action changes.
@@ -58,10 +65,11 @@ def actions_apply(
     member: Member,
     order: Order | None,
     policy: EarningPolicy,
+    at: datetime,
     send_notifications: bool = True,
 ) -> Effects:
     """Apply the firing rule's actions in order."""
-    effects = Effects(order=order, send_notifications=send_notifications, policy=policy)
+    effects = Effects(order=order, send_notifications=send_notifications, policy=policy, at=at)
     for action in actions:
         APPLY[action.kind](action, firing, member, effects)
     return effects
@@ -72,13 +80,17 @@ def _reason(firing: RuleFiring) -> str:
 
 
 def _set_tier(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
-    member_services.member_set_tier(
+    change = member_services.member_set_tier(
         member=member,
         tier=action.tier,
         reason=_reason(firing),
         allow_downgrade=action.allow_downgrade,
         firing=firing,
+        at=effects.at,
+        as_event=False,  # the engine evaluates its tier_changed rules itself
     )
+    if change is not None:
+        effects.tier_changes.append(change)
 
 
 def _issue_coupon(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
@@ -87,11 +99,9 @@ def _issue_coupon(action: RuleAction, firing: RuleFiring, member: Member, effect
             member=member, template=action.coupon_template, firing=firing
         )
     except coupon_services.CouponUnavailable as exc:
-        import logging
-
         # A spent budget or a member's limit is not an error: the firing stands and its
         # other actions still run, only without this coupon.
-        logging.getLogger(__name__).info(
+        logger.info(
             "member #%s: no coupon of %s (%s)", member.pk, action.coupon_template.code, exc.reason
         )
 
@@ -103,13 +113,14 @@ def _award_points(action: RuleAction, firing: RuleFiring, member: Member, effect
         reason=_reason(firing),
         firing=firing,
         policy=effects.policy,
+        at=effects.at,
     )
     effects.points += action.points
 
 
 def _award_growth(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
     growth_services.growth_award(
-        member=member, points=action.points, reason=_reason(firing), firing=firing
+        member=member, points=action.points, reason=_reason(firing), firing=firing, at=effects.at
     )
 
 

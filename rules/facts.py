@@ -37,6 +37,8 @@ class Fact:
 
 
 FACTS: dict[str, Fact] = {}
+# The facts about the current tier period.
+PERIOD_FACTS = {"period_spend", "period_growth_points", "keep_tier_shortfall"}
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,44 @@ def fact(
     return register
 
 
+class LiveData:
+    """The data facts are computed from, read from the database as it is now: for the
+    admin's "test on a member" and previews. The engine passes instead the member as they
+    stood right after the event (selectors.history.AsOf); simulation, its replay."""
+
+    def __init__(self, *, member: Member, now: datetime) -> None:
+        self.member, self.now = member, now
+
+    def totals(self) -> tuple[Decimal, int]:
+        return self.member.lifetime_spend, self.member.order_count
+
+    def order_windows(self, windows: set[int]) -> dict[int, tuple[Decimal, int]]:
+        return order_selectors.member_order_windows(
+            member_id=self.member.pk, windows=windows, now=self.now
+        )
+
+    def engagement_counts(self, windows: set[tuple[int, str | None]]) -> dict:
+        return member_selectors.member_engagement_counts(
+            member_id=self.member.pk, windows=windows, now=self.now
+        )
+
+    def points_balance(self) -> int:
+        return benefit_selectors.points_balance(member_id=self.member.pk, at=self.now)
+
+    def growth_points(self) -> int:
+        return benefit_selectors.growth_balance(member_id=self.member.pk)
+
+    def period_figures(self, member: Member) -> dict[str, Decimal]:
+        return tier_period.period_figures(member=member, now=self.now)
+
+    def tags(self) -> frozenset[str]:
+        return frozenset(self.member.tags.values_list("code", flat=True))
+
+
 class FactSource:
-    """The data facts are computed from, each source loaded once and only if needed."""
+    """What facts are computed from: the member (their tier and dates), the moment, the
+    triggering event, and `data` (default: LiveData), each source read once and only if a
+    fact needs it."""
 
     def __init__(
         self,
@@ -79,12 +117,14 @@ class FactSource:
         member: Member,
         now: datetime,
         needs: set[Need],
+        data: Any = None,
         order: Order | None = None,
         refund: Refund | None = None,
         event: EngagementEvent | None = None,
         tier_change: TierChange | None = None,
     ) -> None:
         self.member, self.now, self.needs = member, now, needs
+        self.data = data if data is not None else LiveData(member=member, now=now)
         self.order, self.refund, self.event = order, refund, event
         self.tier_change = tier_change
 
@@ -93,61 +133,37 @@ class FactSource:
         return timezone.localdate(self.now)
 
     @cached_property
+    def totals(self) -> tuple[Decimal, int]:
+        """(lifetime spend net of refunds, orders not refunded in full)."""
+        return self.data.totals()
+
+    @cached_property
     def order_windows(self) -> dict[int, tuple[Decimal, int]]:
-        windows = {n.days for n in self.needs if FACTS[n.fact].source == "orders"}
-        return order_selectors.member_order_windows(
-            member_id=self.member.pk, windows=windows, now=self.now
+        return self.data.order_windows(
+            {n.days for n in self.needs if FACTS[n.fact].source == "orders"}
         )
 
     @cached_property
     def engagement_counts(self) -> dict[tuple[int, str | None], int]:
-        windows = {
-            (n.days, n.event_kind) for n in self.needs if FACTS[n.fact].source == "engagements"
-        }
-        return member_selectors.member_engagement_counts(
-            member_id=self.member.pk, windows=windows, now=self.now
+        return self.data.engagement_counts(
+            {(n.days, n.event_kind) for n in self.needs if FACTS[n.fact].source == "engagements"}
         )
 
     @cached_property
     def points_balance(self) -> int:
-        return benefit_selectors.points_balance(member_id=self.member.pk)
+        return self.data.points_balance()
 
     @cached_property
     def growth_points(self) -> int:
-        return benefit_selectors.growth_balance(member_id=self.member.pk)
+        return self.data.growth_points()
 
     @cached_property
     def period_figures(self) -> dict[str, Decimal]:
-        return tier_period.period_figures(member=self.member, now=self.now)
+        return self.data.period_figures(self.member)
 
     @cached_property
     def tags(self) -> frozenset[str]:
-        return frozenset(self.member.tags.values_list("code", flat=True))
-
-    def after_effects(self, touched: set[str]) -> "FactSource":
-        """A source for re-reading facts after a rule fired. The tier is read from the
-        member row in memory; of the loaded sources, only those the rule's actions
-        `touched` (e.g. "points_balance") are loaded again."""
-        fresh = FactSource(
-            member=self.member,
-            now=self.now,
-            needs=self.needs,
-            order=self.order,
-            refund=self.refund,
-            event=self.event,
-            tier_change=self.tier_change,
-        )
-        for name in (
-            "order_windows",
-            "engagement_counts",
-            "points_balance",
-            "growth_points",
-            "tags",
-            "period_figures",
-        ):
-            if name in self.__dict__ and name not in touched:
-                fresh.__dict__[name] = self.__dict__[name]
-        return fresh
+        return self.data.tags()
 
 
 def facts_compute(source: FactSource) -> dict[Need, Any]:
@@ -164,17 +180,17 @@ def _local_date(value: datetime | None):
 
 @fact("lifetime_spend", _("lifetime spend (net of refunds)"), MONEY)
 def _lifetime_spend(source: FactSource, need: Need) -> Decimal:
-    return source.member.lifetime_spend
+    return source.totals[0]
 
 
 @fact("order_count", _("lifetime number of orders"), COUNT)
 def _order_count(source: FactSource, need: Need) -> int:
-    return source.member.order_count
+    return source.totals[1]
 
 
 @fact("avg_order_value", _("average order value"), MONEY)
 def _avg_order_value(source: FactSource, need: Need) -> Decimal:
-    return _average(source.member.lifetime_spend, source.member.order_count)
+    return _average(*source.totals)
 
 
 @fact("spend_in_days", _("spend in the last N days"), MONEY, windowed=True, source="orders")

@@ -25,29 +25,44 @@ class Occurrence:
     refund: Refund | None = None
     event: EngagementEvent | None = None
     tier_change: TierChange | None = None
-    subject: Evaluable | None = None  # marked evaluated with the firings
+    subject: Evaluable | Member | None = None  # the event, or the member for joining
     by_job: bool = False  # an operator's "apply to existing members", not the trigger
-    # When the facts are judged: now, but the end of the day for a catch-up clock run.
+    # When the facts are judged: the event's own moment (see happened_at); the end of the
+    # day for a catch-up clock run; now for an operator's job.
     at: datetime = field(default_factory=timezone.now)
+    # The member's event this is, or came right after: facts are as they stood then.
+    seq: int = 0
+
+    @property
+    def event_specific(self) -> bool:
+        """Whether its key names one event, which is evaluated only once."""
+        return self.subject is not None or self.tier_change is not None
+
+
+def period_key(limit: str, day: date) -> str | None:
+    """The key of a firing limited to once per period, for an occurrence on `day`."""
+    if limit == FiringLimit.ONCE:
+        return "once"
+    if limit == FiringLimit.PER_DAY:
+        return f"day:{day.isoformat()}"
+    if limit == FiringLimit.PER_WEEK:
+        year, week, _ = day.isocalendar()
+        return f"week:{year}-W{week:02d}"
+    if limit == FiringLimit.PER_MONTH:
+        return f"month:{day:%Y-%m}"
+    if limit == FiringLimit.PER_YEAR:
+        return f"year:{day.year}"
+    return None
 
 
 def occurrence_key(rule: Rule, member: Member, occurrence: Occurrence) -> str:
     """What makes a firing unique, by the rule's firing limit."""
-    day = occurrence.day
-    if rule.firing_limit == FiringLimit.ONCE:
-        return "once"
-    if rule.firing_limit == FiringLimit.PER_DAY:
-        return f"day:{day.isoformat()}"
-    if rule.firing_limit == FiringLimit.PER_WEEK:
-        year, week, _ = day.isocalendar()
-        return f"week:{year}-W{week:02d}"
-    if rule.firing_limit == FiringLimit.PER_MONTH:
-        return f"month:{day:%Y-%m}"
-    if rule.firing_limit == FiringLimit.PER_YEAR:
-        return f"year:{day.year}"
+    key = period_key(rule.firing_limit, occurrence.day)
+    if key is not None:
+        return key
     if rule.trigger in CLOCK_TRIGGERS and not occurrence.by_job:
         # Every time the clock trigger happens: once per birthday, per lapse date, …
-        return clock.occurrence_key(rule.trigger, rule.trigger_days, member, day)
+        return clock.occurrence_key(rule.trigger, rule.trigger_days, member, occurrence.day)
     return occurrence.key
 
 

@@ -7,36 +7,37 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
+from core.queue import coalesced_started
+
 from .services import clock, evaluation, jobs
 
 
 @shared_task(
-    autoretry_for=(OperationalError,),  # lock timeouts, a dropped connection
+    autoretry_for=(OperationalError,),  # lock timeouts, a dropped connection, a deadlock
     retry_backoff=2,
     retry_backoff_max=120,
     max_retries=8,
 )
-def evaluate(
-    member_id: int, trigger: str, subject_id: int | None = None, on_date: str | None = None
-) -> int:
-    return len(
-        evaluation.member_evaluate(
-            member_id=member_id,
-            trigger=trigger,
-            subject_id=subject_id,
-            on_date=date.fromisoformat(on_date) if on_date else None,
-        ).fired
-    )
+def evaluate_waiting() -> int:
+    """Evaluate the members with waiting events, batch after batch (services.evaluation).
+    Takes no ids: the database says what waits."""
+    coalesced_started(evaluate_waiting)
+    return evaluation.waiting_drain(seconds=settings.TIERFLOW_EVALUATION_DRAIN_SECONDS)
+
+
+@shared_task
+def evaluate(*args) -> int:
+    """The task of earlier versions (one per event, with ids), still in a queue after an
+    upgrade: the events it named are waiting like any other."""
+    return evaluate_waiting()
 
 
 @shared_task
 def sweep_pending() -> int:
-    """Publish again the evaluations of orders, refunds, engagements and new members
-    still pending after the grace period: never published (broker down) or lost with
-    their worker."""
-    return evaluation.pending_enqueue(
-        older_than=timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS),
-        limit=settings.TIERFLOW_SWEEP_BATCH,
+    """Publish an evaluation if members have waited longer than the grace period: their
+    task was never published (broker down) or was lost with its worker."""
+    return evaluation.waiting_enqueue(
+        older_than=timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS)
     )
 
 

@@ -27,7 +27,7 @@ from rest_framework_api_key.models import APIKey
 
 from config.celery import app as celery_app
 from rules.programme.load import programme_load
-from rules.services import evaluation
+from rules.selectors import live
 
 ON_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SEED_PROGRAMME = settings.BASE_DIR / "rules" / "programmes" / "seed.yaml"
@@ -85,7 +85,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 @pytest.fixture(autouse=True)
 def fresh_rule_cache() -> None:
     """Each test's rules are its own: SQLite reuses the ids a rolled-back test used."""
-    evaluation._RULES.clear()
+    live.clear()
 
 
 @pytest.fixture(autouse=True)

@@ -23,8 +23,6 @@ from rules.models import Rule
 from rules.programme.dump import programme_dump
 from rules.programme.load import ProgrammeInvalid, programme_load
 from rules.services.saving import rule_upsert
-from rules.tasks import sweep_pending
-from tests.conftest import broker_down
 from tests.factories import MemberFactory
 from tests.test_admin import rule_form
 
@@ -275,32 +273,6 @@ def test_the_admin_refuses_an_order_placed_in_the_future(admin_client, seed):
     assert response.status_code == 200
     assert "cannot be placed in the future" in response.content.decode()
     assert not Order.objects.exists()
-
-
-def test_the_sweeper_rotates_so_failing_orders_do_not_starve_the_rest(
-    api, seed, settings, monkeypatch
-):
-    # given: three pending orders, and a sweeper that takes two per run
-    with broker_down():
-        for n in range(3):
-            api.order(external_id=f"SO-{n}")
-    settings.TIERFLOW_PENDING_GRACE_SECONDS = 0
-    settings.TIERFLOW_SWEEP_BATCH = 2
-    published = []
-
-    def publish(*, member_id, trigger, subject_id=None, on_date=None):
-        if trigger == "order_paid":
-            published.append(subject_id)
-
-    monkeypatch.setattr("rules.services.evaluation.evaluation_enqueue", publish)
-
-    # when: two runs whose evaluations never happen
-    sweep_pending()
-    sweep_pending()
-
-    # then: the second run starts with the order the first one left out
-    ids = list(Order.objects.order_by("pk").values_list("pk", flat=True))
-    assert published[:3] == ids
 
 
 def test_members_recorded_before_a_programme_get_the_base_tier_with_history(seed):

@@ -17,30 +17,64 @@ from ..models import EarningPolicy, PointsEntry
 from ..selectors import points_balance, points_lots
 
 
-def order_earn_points(*, member: Member, order: Order, policy: EarningPolicy) -> PointsEntry | None:
-    """The points an order earns: its amount times the base rate times the member's tier
-    multiplier, rounded down. Refunds take them back in proportion (reversals.py)."""
+def order_points_entries(
+    *, member: Member, order: Order, policy: EarningPolicy, at: datetime
+) -> list[PointsEntry]:
+    """The ledger entries, unsaved, of the points an order earns: its amount times the
+    base rate times the member's tier multiplier, rounded down, as a lot lapsing by the
+    policy from when the order was placed. Points of an order placed so long ago that
+    they lapsed before they were earned are written off in the same breath, so they
+    never count. Refunds take them back in proportion (reversals.py)."""
     multiplier = member.tier.points_multiplier if member.tier else Decimal(1)
     points = math.floor(order.amount * policy.points_per_unit * multiplier)
     if points <= 0:
-        return None
-    return PointsEntry.objects.create(
+        return []
+    lot = PointsEntry(
         member=member,
         kind=PointsEntry.Kind.EARN,
         points=points,
         reason=f"order {order.external_id}",
         order=order,
         expires_at=policy.points_expiry_from(order.placed_at),
+        created_at=at,
     )
+    if lot.expires_at is None or lot.expires_at > timezone.now():
+        return [lot]
+    lapsed = PointsEntry(
+        member=member,
+        kind=PointsEntry.Kind.EXPIRE,
+        points=-points,
+        reason=f"points of order {order.external_id} lapsed before they were earned",
+        order=order,
+        created_at=at,
+    )
+    return [lot, lapsed]
+
+
+def points_entries_create(entries: list[PointsEntry]) -> None:
+    """Save entries built for a batch, in one INSERT."""
+    PointsEntry.objects.bulk_create(entries)
 
 
 def points_award(
-    *, member: Member, points: int, reason: str, policy: EarningPolicy, firing=None
+    *,
+    member: Member,
+    points: int,
+    reason: str,
+    policy: EarningPolicy,
+    firing=None,
+    at: datetime | None = None,
 ) -> PointsEntry:
+    """A bonus lot, at `at` (default now: the moment of the event that earned it)."""
     if points <= 0:
         raise ValueError("Awarded points must be positive.")
     entry = PointsEntry(
-        member=member, kind=PointsEntry.Kind.BONUS, points=points, reason=reason, firing=firing
+        member=member,
+        kind=PointsEntry.Kind.BONUS,
+        points=points,
+        reason=reason,
+        firing=firing,
+        created_at=at or timezone.now(),
     )
     entry.expires_at = policy.points_expiry_from(entry.created_at)
     entry.save()

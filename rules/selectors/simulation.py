@@ -29,12 +29,10 @@ from members.models import EngagementEvent, Member, TierChange
 from orders.models import Order, Refund
 
 from .. import clock, engine
-from ..facts import FACTS, FactSource, facts_compute
+from ..facts import FACTS, PERIOD_FACTS, FactSource, facts_compute
 from ..models import CLOCK_TRIGGERS, ActionKind, FiringLimit, Rule, RuleFiring, Trigger
 from ..occurrences import Occurrence, occurrence_key
 from . import tier_period
-
-PERIOD_FACTS = {"period_spend", "period_growth_points", "keep_tier_shortfall"}
 
 MEMBERS_PER_BATCH = 500
 
@@ -239,45 +237,23 @@ def _replay(rule: Rule, history: _History, occurrences, needs, already: set) -> 
         spend, count = history.orders_between(None, item.at)
         snapshot = SimpleNamespace(
             pk=member.pk,
-            lifetime_spend=spend,
-            order_count=count,
             tier=tier,
             joined_at=member.joined_at,
             birthday=member.birthday,
             tier_expires_at=member.tier_expires_at,
         )
+        if "period_figures" not in overlay and any(n.fact in PERIOD_FACTS for n in needs):
+            # The current tier period's figures, as of today (not replayed).
+            overlay["period_figures"] = tier_period.period_figures(member=member)
         source = FactSource(
             member=snapshot,
             now=item.at,
             needs=needs,
+            data=_Replayed(history, overlay, item.at, spend, count),
             order=item.order,
             refund=item.refund,
             event=item.event,
             tier_change=item.tier_change,
-        )
-        if "period_figures" not in overlay and any(n.fact in PERIOD_FACTS for n in needs):
-            # The current tier period's figures, as of today (not replayed).
-            overlay["period_figures"] = tier_period.period_figures(member=member)
-        source.__dict__["period_figures"] = overlay.get("period_figures")
-        source.__dict__.update(
-            order_windows={
-                need.days: history.orders_between(item.at - timedelta(days=need.days), item.at)
-                for need in needs
-                if FACTS[need.fact].source == "orders"
-            },
-            engagement_counts={
-                (need.days, need.event_kind): sum(
-                    1
-                    for at, kind in history.events
-                    if item.at - timedelta(days=need.days) < at <= item.at
-                    and need.event_kind in (None, kind)
-                )
-                for need in needs
-                if FACTS[need.fact].source == "engagements"
-            },
-            points_balance=history.total(history.points, item.at) + overlay["points"],
-            growth_points=history.total(history.growth, item.at) + overlay["growth"],
-            tags=frozenset(overlay["tags"]),
         )
         if not engine.rule_evaluate(rule, facts_compute(source)).matched:
             continue
@@ -290,6 +266,46 @@ def _replay(rule: Rule, history: _History, occurrences, needs, already: set) -> 
         already.add((member.pk, key))
         firings.append(_Firing(at=item.at, member_id=member.pk, cost=_apply(rule, overlay, tier)))
     return firings
+
+
+class _Replayed:
+    """FactSource data for a moment of the replay: the member's history up to `at`, plus
+    what the simulated rule gave earlier in it (`overlay`)."""
+
+    def __init__(self, history: _History, overlay: dict, at: datetime, spend, count) -> None:
+        self.history, self.overlay, self.at = history, overlay, at
+        self.spend, self.count = spend, count
+
+    def totals(self) -> tuple[Decimal, int]:
+        return self.spend, self.count
+
+    def order_windows(self, windows: set[int]) -> dict[int, tuple[Decimal, int]]:
+        at = self.at
+        return {
+            days: self.history.orders_between(at - timedelta(days=days), at) for days in windows
+        }
+
+    def engagement_counts(self, windows: set[tuple[int, str | None]]) -> dict:
+        return {
+            (days, event_kind): sum(
+                1
+                for at, kind in self.history.events
+                if self.at - timedelta(days=days) < at <= self.at and event_kind in (None, kind)
+            )
+            for days, event_kind in windows
+        }
+
+    def points_balance(self) -> int:
+        return self.history.total(self.history.points, self.at) + self.overlay["points"]
+
+    def growth_points(self) -> int:
+        return self.history.total(self.history.growth, self.at) + self.overlay["growth"]
+
+    def period_figures(self, member) -> dict[str, Decimal] | None:
+        return self.overlay.get("period_figures")
+
+    def tags(self) -> frozenset[str]:
+        return frozenset(self.overlay["tags"])
 
 
 def _apply(rule: Rule, overlay: dict, tier) -> dict:

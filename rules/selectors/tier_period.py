@@ -12,8 +12,9 @@ from orders import selectors as order_selectors
 
 
 def period_figures(*, member: Member, now: datetime | None = None) -> dict[str, Decimal]:
-    """Spend and growth points in the member's current tier period (up to `now` for a
-    tier that never lapses)."""
+    """Spend and growth points in the member's current tier period: after the moment
+    that started it (so the order that moved the member up counts for the tier below),
+    up to and including its end (`now` for a tier that never lapses)."""
     start = member.tier_period_start or member.tier_since or member.joined_at
     end = member.tier_expires_at or now or timezone.now()
     return {

@@ -18,8 +18,9 @@ from members import services as member_services
 
 from .. import clock
 from ..models import CLOCK_TRIGGERS
-from .evaluation import member_evaluate, rules_live
-from .lifecycle import member_tier_lapse, tier_lapses_due
+from ..selectors.live import rules_live
+from .evaluation import members_evaluate_clock, members_tier_lapse
+from .lifecycle import tier_lapses_due
 
 BATCH = 500
 POINTS_EXPIRY, TIER_LAPSE = "points_expiry", "tier_lapse"
@@ -72,13 +73,8 @@ def clock_batch_evaluate(*, trigger: str, member_ids: list[int], on_date: date) 
     if trigger == POINTS_EXPIRY:
         return sum(_expire_points(member_id, on_date) for member_id in member_ids)
     if trigger == TIER_LAPSE:
-        return sum(
-            len(member_tier_lapse(member_id=member_id, on_date=on_date)) for member_id in member_ids
-        )
-    return sum(
-        len(member_evaluate(member_id=member_id, trigger=trigger, on_date=on_date).fired)
-        for member_id in member_ids
-    )
+        return len(members_tier_lapse(member_ids=member_ids, on_date=on_date))
+    return members_evaluate_clock(trigger=trigger, member_ids=member_ids, on_date=on_date)
 
 
 def _expire_points(member_id: int, on_date: date) -> int:

@@ -4,6 +4,7 @@ simulate it on past data. Progress is kept on the job row for the admin to show.
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -16,7 +17,7 @@ from core.queue import enqueue, tasks_run_in_process
 from ..models import Rule, RuleJob
 from ..selectors.preview import members_matching
 from ..selectors.simulation import rule_simulate
-from .evaluation import member_apply_rule
+from .evaluation import members_apply_rule
 
 logger = logging.getLogger(__name__)
 Status = RuleJob.Status
@@ -105,8 +106,10 @@ def _apply_chunk(job: RuleJob) -> str:
     member_ids = list(
         candidates.filter(pk__gt=job.cursor).values_list("pk", flat=True)[:APPLY_CHUNK]
     )
+    batch = settings.TIERFLOW_EVALUATION_BATCH
     fired = sum(
-        1 for member_id in member_ids if member_apply_rule(member_id=member_id, rule=rule, job=job)
+        len(members_apply_rule(member_ids=member_ids[start : start + batch], rule=rule, job=job))
+        for start in range(0, len(member_ids), batch)
     )
     if member_ids:
         job.result["fired"] = job.result.get("fired", 0) + fired

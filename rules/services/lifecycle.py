@@ -6,10 +6,10 @@ granted it no longer holds, the member goes back to the tier they came from. Eac
 a TierChange with its reason, which the `tier_changed` rules are evaluated for."""
 
 import copy
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from core.days import start_of_day
@@ -19,7 +19,8 @@ from orders.models import Order
 
 from .. import engine
 from ..facts import FactSource, facts_compute
-from ..models import Trigger
+from ..models import ActionKind, Rule, Trigger
+from ..selectors.live import rules_live
 from ..selectors.tier_period import keeps, period_figures
 
 # A member many periods behind (a long-missed daily job) catches up in one go, boundedly.
@@ -37,20 +38,19 @@ def tier_lapses_due(on_date: date) -> list[int]:
     return list(members.order_by("pk").values_list("pk", flat=True))
 
 
-def member_tier_lapse(*, member_id: int, on_date: date) -> list[TierChange]:
-    """Renew or move down a member whose tier lapsed by the start of `on_date`, period
-    after period if the job is far behind. Running it again changes nothing."""
+def member_tier_lapse(*, member: Member, on_date: date) -> list[TierChange]:
+    """Renew or move down a locked member whose tier lapsed by the start of `on_date`,
+    period after period if the job is far behind. Running it again changes nothing. The
+    engine evaluates the tier_changed rules of the moves (services.batch)."""
     cutoff = start_of_day(on_date)
     changes = []
-    with transaction.atomic():
-        member = member_services.member_lock(member_id=member_id)
-        while (
-            member.tier is not None
-            and member.tier_expires_at is not None
-            and member.tier_expires_at <= cutoff
-            and len(changes) < MAX_PERIODS
-        ):
-            changes.append(_lapse(member))
+    while (
+        member.tier is not None
+        and member.tier_expires_at is not None
+        and member.tier_expires_at <= cutoff
+        and len(changes) < MAX_PERIODS
+    ):
+        changes.append(_lapse(member))
     return changes
 
 
@@ -61,16 +61,16 @@ def _lapse(member: Member) -> TierChange:
         reason = "renewed"
         if tier.keep_threshold is not None:
             reason += f": {_figure_text(tier, figures)}"
-        return member_services.member_renew_tier(member=member, reason=reason)
+        return member_services.member_renew_tier(member=member, reason=reason, as_event=False)
     target = _lapse_target(tier, figures)
     reason = f"lapsed: {_figure_text(tier, figures)}"
     floor = member_services.member_tier_floor(member=member, on_date=timezone.localdate(ends))
     if floor is not None and floor.rank > target.rank:
         target, reason = floor, f"{reason}; kept at the operator's floor"
     if target == tier:
-        return member_services.member_renew_tier(member=member, reason=reason)
+        return member_services.member_renew_tier(member=member, reason=reason, as_event=False)
     return member_services.member_set_tier(
-        member=member, tier=target, reason=reason, allow_downgrade=True, at=ends
+        member=member, tier=target, reason=reason, allow_downgrade=True, at=ends, as_event=False
     )
 
 
@@ -83,10 +83,17 @@ def _lapse_target(tier: Tier, figures: dict[str, Decimal]) -> Tier:
     return next((candidate for candidate in lower if keeps(candidate, figures)), lower[-1])
 
 
-def tier_recheck_after_refund(*, member: Member, order: Order) -> TierChange | None:
-    """For a locked member whose tier refunds re-check at once: if the rule firing that
-    moved them to their tier no longer holds now that `order` was (partly) refunded, move
-    them back to the tier they came from."""
+def tier_recheck_after_refund(
+    *, member: Member, order: Order, data: Any, at: datetime
+) -> TierChange | None:
+    """For a locked member whose tier refunds re-check at once: if what moved them to
+    their tier no longer holds now that `order` was (partly) refunded, move them back to
+    the tier they came from, never below an operator's floor. `data` is the member as
+    they stood right after the refund (FactSource data), `at` its moment.
+
+    A tier a rule gave is judged by that rule. A tier set by hand with a floor is judged
+    by the live rules that grant it (the operator let automatic moves go down to the
+    floor); one set by hand without a floor stands."""
     tier = member.tier
     if tier is None or tier.refund_policy != RefundPolicy.AT_ONCE:
         return None
@@ -96,26 +103,44 @@ def tier_recheck_after_refund(*, member: Member, order: Order) -> TierChange | N
         .order_by("-created_at", "-pk")
         .first()
     )
-    if upgrade is None or upgrade.firing is None or upgrade.from_tier is None:
-        return None  # set by hand, renewed, or the base tier: nothing a refund undoes
-    if upgrade.from_tier.rank >= tier.rank:
-        return None
+    if upgrade is None or upgrade.from_tier is None or upgrade.from_tier.rank >= tier.rank:
+        return None  # the base tier, a renewal or a move down: nothing a refund undoes
     firing = upgrade.firing
-    if firing.trigger != Trigger.ORDER_PAID or firing.order_id is None:
+    if firing is not None:
+        if firing.trigger != Trigger.ORDER_PAID or firing.order_id is None:
+            return None
+        rules, judged_order, what = [firing.rule], firing.order, f"rule {firing.rule.code}"
+    elif upgrade.changed_by_id is not None and member_services.member_tier_floor(
+        member=member, on_date=timezone.localdate(at)
+    ):
+        rules, judged_order = rules_granting(tier), order
+        what = f"no rule granting {tier.code}"
+    else:
         return None
-    rule = firing.rule
-    # Judge the rule as it judged the member then: on the tier they came from (its
-    # conditions usually say "below this tier"), with today's spend and balances.
+    # Judge the rules as they judged the member then: on the tier they came from (their
+    # conditions usually say "below this tier"), with the spend and balances of now.
     before = copy.copy(member)
     before.tier, before.tier_expires_at = upgrade.from_tier, None
     source = FactSource(
-        member=before, now=timezone.now(), needs=engine.fact_needs([rule]), order=firing.order
+        member=before, now=at, needs=engine.fact_needs(rules), data=data, order=judged_order
     )
-    if engine.rule_evaluate(rule, facts_compute(source)).matched:
+    facts = facts_compute(source)
+    if any(engine.rule_evaluate(rule, facts).matched for rule in rules):
         return None
     return member_services.member_set_tier(
         member=member,
         tier=upgrade.from_tier,
-        reason=f"refund of order {order.external_id}: rule {rule.code} no longer holds",
+        reason=f"refund of order {order.external_id}: {what} no longer holds",
         allow_downgrade=True,
+        at=at,
+        as_event=False,  # evaluated by the engine, in the refund's transaction
     )
+
+
+def rules_granting(tier: Tier) -> list[Rule]:
+    """The live order_paid rules with an action that moves a member to `tier`."""
+    return [
+        rule
+        for rule in rules_live(trigger=Trigger.ORDER_PAID)
+        if any(a.kind == ActionKind.SET_TIER and a.tier_id == tier.pk for a in rule.actions.all())
+    ]

@@ -55,14 +55,15 @@ def test_the_timeline_explains_each_effect_newest_first(api, seed):
     # when
     entries = api.get("/api/v1/members/M-1/timeline/").json()["results"]
 
-    # then
+    # then: the order's own effects are dated by it (placed an hour ago), above it; the
+    # firing, its coupon and its message when the rules ran
     types = [entry["type"] for entry in entries]
     assert types == [
         "notification",
-        "points",
         "coupon_issued",
-        "tier_change",
         "rule_fired",
+        "tier_change",
+        "points",
         "growth_points",  # 60 for SO-2's 600, at the seed's 1 per 10 yuan
         "order",
         "growth_points",
@@ -102,9 +103,10 @@ def test_the_timeline_pages_with_a_cursor(api, seed):
         if before is None:
             break
 
-    # then
-    assert [len(page) for page in pages] == [3, 3, 3]
-    assert pages[-1] == ["order", "growth_points", "order"]
+    # then: SO-2's order and its three effects share one moment: shown whole on one page
+    assert [len(page) for page in pages] == [3, 4, 2]
+    assert pages[1] == ["tier_change", "points", "growth_points", "order"]
+    assert pages[-1] == ["growth_points", "order"]
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 500}, {"before": "soon"}, {"page": 2}])

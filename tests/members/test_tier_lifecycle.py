@@ -23,7 +23,8 @@ from orders.models import Order
 from orders.services import order_record, refund_record
 from rules.models import Rule, RuleFiring
 from rules.services.clock import clock_triggers_run
-from rules.services.lifecycle import member_tier_lapse, tier_lapses_due
+from rules.services.evaluation import members_tier_lapse
+from rules.services.lifecycle import tier_lapses_due
 from tests.factories import MemberFactory, RuleFactory, TierFactory, action
 
 pytestmark = pytest.mark.django_db
@@ -159,7 +160,7 @@ def test_spend_refunded_in_the_period_does_not_count_towards_keeping_the_tier(se
     )
 
     # when
-    member_tier_lapse(member_id=member.pk, on_date=LAPSE_DAY)
+    members_tier_lapse(member_ids=[member.pk], on_date=LAPSE_DAY)
 
     # then
     member.refresh_from_db()
@@ -240,7 +241,7 @@ def test_a_tier_is_not_settled_before_the_day_it_lapses(seed):
 
     # when
     due_the_day_before = tier_lapses_due(LAPSE_DAY - timedelta(days=1))
-    settled = member_tier_lapse(member_id=member.pk, on_date=LAPSE_DAY - timedelta(days=1))
+    settled = members_tier_lapse(member_ids=[member.pk], on_date=LAPSE_DAY - timedelta(days=1))
 
     # then
     assert member.pk not in due_the_day_before
@@ -288,7 +289,7 @@ def test_a_lapsing_member_moves_down_as_the_tier_says(ladder, lapse_to, period_s
         spend(member, period_spend, local(2025, 4, 1))
 
     # when
-    made = member_tier_lapse(member_id=member.pk, on_date=LAPSE_DAY)
+    made = members_tier_lapse(member_ids=[member.pk], on_date=LAPSE_DAY)
 
     # then
     member.refresh_from_db()
@@ -312,14 +313,17 @@ def growth_ladder() -> dict[str, Tier]:
     [
         ([(1200, local(2025, 1, 5))], "gold", "renewed: growth points 1200 of 1000.00"),
         ([(1000, LAPSES_AT - timedelta(seconds=1))], "gold", "renewed: growth points 1000"),
+        ([(1000, LAPSES_AT)], "gold", "renewed: growth points 1000"),
         ([(400, local(2025, 1, 5))], "silver", "lapsed: growth points 400 of 1000.00"),
         # a reversal in the period counts against it
         ([(1100, local(2025, 1, 5)), (-200, local(2025, 2, 5))], "silver", "lapsed"),
-        # earned before the period began or at its end: not this period's
+        # earned before the period began, at the moment that began it (the upgrade), or
+        # after its end: not this period's (its very end is)
         (
             [
                 (5000, GOLD_SINCE - timedelta(seconds=1)),
-                (5000, LAPSES_AT),
+                (5000, GOLD_SINCE),
+                (5000, LAPSES_AT + timedelta(microseconds=1)),
                 (100, local(2025, 1, 5)),
             ],
             "base",
@@ -342,7 +346,7 @@ def test_a_growth_points_threshold_counts_growth_earned_in_the_period(
         )
 
     # when
-    member_tier_lapse(member_id=member.pk, on_date=LAPSE_DAY)
+    members_tier_lapse(member_ids=[member.pk], on_date=LAPSE_DAY)
 
     # then
     member.refresh_from_db()
@@ -376,7 +380,7 @@ def test_a_tier_with_no_threshold_is_renewed(validity, since, first_lapse, next_
     assert member.tier_expires_at == first_lapse
 
     # when
-    made = member_tier_lapse(member_id=member.pk, on_date=first_lapse.date())
+    made = members_tier_lapse(member_ids=[member.pk], on_date=first_lapse.date())
 
     # then
     member.refresh_from_db()
@@ -503,7 +507,7 @@ def test_a_member_several_periods_behind_is_settled_in_one_run(
         local(2025, 7, 1, 0, 0),
         None,
     )
-    assert not TierChange.objects.filter(member=member, evaluated_at__isnull=True).exists()
+    assert all(change.is_evaluated for change in TierChange.objects.filter(member=member))
     assert "tier_lapse: 3 tier renewals or moves" in out.getvalue()
     # only the latest move is news: one message, about where the member is now
     texts = list(Notification.objects.filter(member=member).values_list("body", flat=True))
@@ -646,7 +650,7 @@ def test_the_timeline_calls_a_lapse_a_downgrade_and_a_renewal_a_renewal(api, see
 
     # when
     for member in (kept, lost):
-        member_tier_lapse(member_id=member.pk, on_date=LAPSE_DAY)
+        members_tier_lapse(member_ids=[member.pk], on_date=LAPSE_DAY)
 
     # then
     for external_id, move in (("M-KEPT", "renewal"), ("M-LOST", "downgrade")):
@@ -829,7 +833,7 @@ def test_testing_the_tier_lapsed_rule_on_a_member_who_moved_down(admin_client, s
     kept = member_on(tier("gold"), external_id="M-KEPT")
     spend(kept, "5000", local(2025, 5, 1))
     for member in (lost, kept):
-        member_tier_lapse(member_id=member.pk, on_date=LAPSE_DAY)
+        members_tier_lapse(member_ids=[member.pk], on_date=LAPSE_DAY)
     lapsed_rule = Rule.objects.get(code="tier-lapsed")
     renewed_rule = Rule.objects.get(code="tier-renewed")
     firings = RuleFiring.objects.count()
@@ -846,12 +850,16 @@ def test_testing_the_tier_lapsed_rule_on_a_member_who_moved_down(admin_client, s
     renewed_on_kept = verdict(renewed_rule, "M-KEPT")
     preview = admin_client.get(reverse("admin:rules_rule_preview", args=[lapsed_rule.pk]))
 
-    # then
-    assert "The rule would fire for this member." in lapsed_on_lost
+    # then: the lapse evaluated each move's rules as it made it, so the test finds each
+    # rule's conditions as they were met, and the firing already made
+    assert RuleFiring.objects.filter(rule=lapsed_rule, member=lost).exists()
+    assert RuleFiring.objects.filter(rule=renewed_rule, member=kept).exists()
+    assert "It already fired for this member" in lapsed_on_lost
     assert "Triggering change: the latest, 金卡会员 → 银卡会员." in lapsed_on_lost
     assert "The rule would not fire for this member." in lapsed_on_kept
+    assert "It already fired for this member" not in lapsed_on_kept
     assert "Triggering change: the latest, 金卡会员 → 金卡会员." in lapsed_on_kept
-    assert "The rule would fire for this member." in renewed_on_kept
+    assert "It already fired for this member" in renewed_on_kept
     assert preview.status_code == 200
     assert "are about the triggering event and are counted as met" in preview.content.decode()
     assert RuleFiring.objects.count() == firings  # testing writes nothing

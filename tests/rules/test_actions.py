@@ -97,10 +97,10 @@ def test_set_tier_upgrades_and_starts_the_tiers_validity(validity, now, expires_
     with time_machine.travel(now, tick=False):
         firing = fire(member)
 
-    # then
+    # then: the period starts when the order was placed (five minutes before)
     member = fresh(member)
     assert member.tier == silver
-    assert member.tier_since == now
+    assert member.tier_since == now - timedelta(minutes=5)
     assert member.tier_expires_at == expires_at
     change = TierChange.objects.get(member=member)
     assert (change.from_tier, change.to_tier, change.firing) == (regular, silver, firing)

@@ -108,7 +108,7 @@ def test_nothing_is_written(tiers):
     member.refresh_from_db()
     order.refresh_from_db()
     assert (member.tier, member.tags.count()) == (tiers["regular"], 0)
-    assert order.evaluated_at is None
+    assert not order.is_evaluated
 
 
 def test_each_fact_and_each_condition_is_shown(tiers):

@@ -330,11 +330,11 @@ def test_operators_compare_money_as_typed(op, value, fires):
     record(member, "1500")
     order = record(member, "500")
 
-    # when
+    # when: the first order is evaluated first, as of its own spend
     evaluate_order(order)
 
     # then
-    assert RuleFiring.objects.filter(rule=rule).exists() is fires
+    assert RuleFiring.objects.filter(rule=rule, order=order).exists() is fires
 
 
 @pytest.mark.parametrize(
@@ -355,11 +355,11 @@ def test_operators_compare_counts(op, value, fires):
     member = MemberFactory()
     orders = [record(member, "10") for _ in range(3)]
 
-    # when
+    # when: the earlier orders are evaluated first, each as of its own count
     evaluate_order(orders[-1])
 
     # then
-    assert RuleFiring.objects.filter(rule=rule).exists() is fires
+    assert RuleFiring.objects.filter(rule=rule, order=orders[-1]).exists() is fires
 
 
 @pytest.mark.parametrize(

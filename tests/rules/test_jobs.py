@@ -16,7 +16,7 @@ from orders.services import order_record
 from rules.models import Rule, RuleFiring, RuleJob
 from rules.selectors.simulation import rule_simulate
 from rules.services import jobs
-from rules.services.evaluation import member_apply_rule
+from rules.services.evaluation import members_apply_rule
 from rules.services.jobs import rule_job_start
 from rules.tasks import run_rule_job, sweep_rule_jobs
 from tests.conftest import broker_down
@@ -239,7 +239,7 @@ def test_a_job_resumes_after_a_worker_died_midway_through_a_chunk(
         job = rule_job_start(rule=upgrade_rule, kind=APPLY)
     run_rule_job(job.pk)
     job.refresh_from_db()
-    member_apply_rule(member_id=members[2].pk, rule=upgrade_rule, job=job)
+    members_apply_rule(member_ids=[members[2].pk], rule=upgrade_rule, job=job)
 
     # when: the task is delivered again, and the job runs to its end
     statuses = [run_rule_job(job.pk) for _ in range(3)]

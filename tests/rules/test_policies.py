@@ -289,7 +289,7 @@ def test_a_refund_rule_counts_by_the_refunds_business_date(refunded, expected):
 
     # then
     assert keys(rule) == expected
-    assert Refund.objects.filter(evaluated_at__isnull=True).count() == 0
+    assert all(made.is_evaluated for made in Refund.objects.all())
 
 
 def test_an_engagement_rule_counts_by_the_events_business_date():
@@ -466,11 +466,11 @@ def test_only_rules_in_their_active_window_fire(window, fires):
     rule = RuleFactory(**{"is_active": True, **window})
     action(rule, "award_points", points=1)
     member = MemberFactory()
-    with time_machine.travel(NOW - timedelta(hours=1), tick=False):
-        order = record(member)
+    with time_machine.travel(NOW + timedelta(minutes=5), tick=False):
+        order = record(member)  # placed five minutes before: at NOW
 
-    # when
-    with time_machine.travel(NOW, tick=False):
+    # when: evaluated an hour later, judged at the order's own moment
+    with time_machine.travel(NOW + timedelta(hours=1), tick=False):
         evaluate(order)
 
     # then

@@ -11,7 +11,8 @@ from notifications.models import Notification
 from notifications.tasks import sweep_queued_notifications
 from orders.models import Order
 from orders.services import order_record
-from rules.services.evaluation import member_evaluate
+from rules.services.batch import Batch
+from rules.services.evaluation import member_evaluate, waiting_evaluate
 from rules.tasks import sweep_pending
 from tests.conftest import broker_down
 
@@ -35,11 +36,10 @@ def test_an_order_taken_while_the_broker_is_down_is_kept_and_swept_later(
     settings.TIERFLOW_PENDING_GRACE_SECONDS = 0
     swept = sweep_pending()
 
-    # then: the order, the new member's member_joined evaluation, and the upgrade the
-    # order caused (a tier change, swept in the same pass: this test's transaction never
-    # commits, so its on-commit publish never runs)
+    # then: one member waited, so one evaluation was published; it took the joining,
+    # the order and the upgrade the order caused, in one pass
     order.refresh_from_db()
-    assert swept == 3
+    assert swept == 1
     assert order.is_evaluated
     assert Member.objects.get(external_id="M-1").tier.code == "silver"
     assert sweep_pending() == 0
@@ -77,3 +77,43 @@ def test_a_message_whose_delivery_could_not_be_published_is_swept_later(
     notification.refresh_from_db()
     assert queued == "queued"
     assert (swept, notification.status) == (1, "sent")
+
+
+def test_a_member_whose_evaluation_keeps_failing_holds_up_nobody(seed, monkeypatch, caplog):
+    # given: three members with an order each, in one batch; the second one's always fails
+    orders = [
+        order_record(
+            external_id=f"SO-{n}",
+            member={"external_id": f"M-{n}"},
+            amount=Decimal("100"),
+            currency="CNY",
+            placed_at=timezone.now(),
+        )[0]
+        for n in range(3)
+    ]
+    poisoned = orders[1].member_id
+    real_event = Batch._event
+
+    def event(self, member, occurrence):
+        if member.pk == poisoned:
+            raise RuntimeError("bad data")
+        return real_event(self, member, occurrence)
+
+    monkeypatch.setattr(Batch, "_event", event)
+
+    # when
+    with caplog.at_level(logging.ERROR, logger="rules.services.evaluation"):
+        waiting_evaluate(limit=10)
+
+    # then: the others are evaluated; the failing one still waits, now at the back
+    members = {m.pk: m for m in Member.objects.all()}
+    assert [
+        members[o.member_id].evaluated_seq == members[o.member_id].event_seq for o in orders
+    ] == [True, False, True]
+    assert members[poisoned].pending_since > orders[1].recorded_at
+    assert f"member #{poisoned}: evaluation failed" in caplog.text
+
+    # and once the cause is gone, it is evaluated like the rest
+    monkeypatch.undo()
+    waiting_evaluate(limit=10)
+    assert Member.objects.get(pk=poisoned).pending_since is None
