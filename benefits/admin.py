@@ -29,16 +29,20 @@ from .services import points as points_services
 
 @admin.register(EarningPolicy)
 class EarningPolicyAdmin(admin.ModelAdmin):
-    """One policy per programme: the list goes straight to it."""
+    """One policy per programme: the list goes straight to it (to the form that creates
+    it, in a database where it was never saved)."""
 
     def changelist_view(self, request, extra_context=None):
-        policy = EarningPolicy.current()
-        return HttpResponseRedirect(
-            reverse("admin:benefits_earningpolicy_change", args=[policy.pk])
-        )
+        if EarningPolicy.objects.filter(pk=1).exists():
+            return HttpResponseRedirect(reverse("admin:benefits_earningpolicy_change", args=[1]))
+        return HttpResponseRedirect(reverse("admin:benefits_earningpolicy_add"))
 
     def has_add_permission(self, request) -> bool:
-        return False
+        return not EarningPolicy.objects.filter(pk=1).exists()
+
+    def response_add(self, request, obj, post_url_continue=None):
+        obj.pk = 1  # saved by the service, as the programme's one policy
+        return super().response_add(request, obj, post_url_continue)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

@@ -65,7 +65,7 @@ def members_lock_waiting(*, limit: int) -> list[Member]:
     """Lock up to `limit` members with events waiting, among the longest-waiting ones,
     skipping those another evaluation holds (it will evaluate them), in id order."""
     longest_waiting = (
-        Member.objects.filter(pending_since__isnull=False)
+        Member.objects.filter(pending_since__lte=timezone.now())
         .order_by("pending_since", "pk")
         .values("pk")[: limit * CLAIM_SPREAD]
     )
@@ -102,10 +102,11 @@ def member_evaluated_up_to(*, member: Member, seq: int) -> None:
     )
 
 
-def member_waits_again(*, member_id: int) -> None:
-    """Put a member whose evaluation failed at the back of the line."""
+def member_waits_again(*, member_id: int, after: timedelta) -> None:
+    """Put a member whose evaluation failed at the back of the line, and out of it for
+    `after` (no batch takes a member whose `pending_since` is still to come)."""
     Member.objects.filter(pk=member_id, pending_since__isnull=False).update(
-        pending_since=timezone.now()
+        pending_since=timezone.now() + after
     )
 
 

@@ -2,6 +2,7 @@ import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 
+from benefits.models import EarningPolicy
 from members.models import Member, Tier
 from orders.models import Order
 from rules.models import Rule
@@ -217,3 +218,22 @@ def test_an_active_rule_needs_an_action(admin_client, seed):
     )
     assert response.status_code == 200
     assert "An active rule needs at least one action." in response.content.decode()
+
+
+def test_the_earning_policy_list_opens_the_policy_or_the_form_that_creates_it(admin_client):
+    # given: a database where the policy was never saved
+    EarningPolicy.objects.all().delete()
+
+    # when: the operator opens it, and saves it
+    first = admin_client.get("/admin/benefits/earningpolicy/")
+    saved = admin_client.post(
+        "/admin/benefits/earningpolicy/add/",
+        {"points_per_unit": "1", "growth_per_unit": "0.1", "points_expiry": "never"},
+    )
+    again = admin_client.get("/admin/benefits/earningpolicy/")
+
+    # then: the add form first, then the one policy's page; reading it wrote nothing
+    assert first.url == "/admin/benefits/earningpolicy/add/"
+    assert saved.status_code == 302
+    assert EarningPolicy.objects.get().points_per_unit == 1
+    assert again.url == "/admin/benefits/earningpolicy/1/change/"

@@ -3,13 +3,15 @@ rules awarded because of the order, in proportion to the share refunded; and, on
 order is refunded in full, the unused coupons rules issued for it.
 
 `order_reversals_apply` brings every such balance to exactly its target, so it is safe to
-call again, and in any order: the refund's evaluation calls it, and so does the order's,
-in case the refund was evaluated first."""
+call again. The engine calls it for each refund, with the order as it stood right after
+that refund (a member's events are evaluated in order, so its order came first)."""
 
 import math
 from collections.abc import Iterator
+from datetime import datetime
 
 from django.db.models import Q, Sum
+from django.utils import timezone
 
 from members.models import Member
 from orders.models import Order
@@ -20,14 +22,15 @@ from .coupons import coupons_void_for_order
 ORDER_PAID = "order_paid"
 
 
-def order_reversals_apply(*, member: Member, order: Order) -> int:
-    """Reverse what is still owed for the order's refunds; returns the entries written."""
+def order_reversals_apply(*, member: Member, order: Order, at: datetime | None = None) -> int:
+    """Reverse what is still owed for the order's refunds, as entries dated `at` (the
+    refund's moment; default now); returns the entries written."""
     if not order.refunded_amount:
         return 0
     written = 0
     for ledger, group, owed, taken in order_reversal_balances(order=order):
         if owed > taken:
-            written += _reverse(ledger, member, order, group, owed - taken)
+            written += _reverse(ledger, member, order, group, owed - taken, at or timezone.now())
     if order.is_fully_refunded:
         coupons_void_for_order(order_id=order.pk)
     return written
@@ -62,7 +65,7 @@ def order_reversal_balances(*, order: Order) -> Iterator[tuple[type, Q, int, int
             yield ledger, group, owed, taken
 
 
-def _reverse(ledger, member: Member, order: Order, group: Q, points: int) -> int:
+def _reverse(ledger, member: Member, order: Order, group: Q, points: int, at: datetime) -> int:
     entries = ledger.objects.filter(group, member=member)
     firing_id = entries.filter(points__gt=0).values_list("firing_id", flat=True).first()
     ledger.objects.create(
@@ -72,5 +75,6 @@ def _reverse(ledger, member: Member, order: Order, group: Q, points: int) -> int
         reason=f"refund of order {order.external_id}",
         order=order,
         firing_id=firing_id,
+        created_at=at,
     )
     return 1

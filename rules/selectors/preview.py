@@ -137,12 +137,12 @@ def _period_expression(fact: str, now: datetime):
     start = Coalesce(OuterRef("tier_period_start"), OuterRef("tier_since"), OuterRef("joined_at"))
     end = Coalesce(OuterRef("tier_expires_at"), Value(now))
     spend = _member_sum(
-        Order.objects.filter(placed_at__gte=start, placed_at__lt=end),
+        Order.objects.filter(placed_at__gt=start, placed_at__lte=end),
         F("amount") - F("refunded_amount"),
         MONEY,
     )
     growth = _member_sum(
-        GrowthEntry.objects.filter(created_at__gte=start, created_at__lt=end),
+        GrowthEntry.objects.filter(created_at__gt=start, created_at__lte=end),
         "points",
         IntegerField(),
     )

@@ -250,7 +250,7 @@ class Batch:
             order.refunded_amount = self.history.refunded(
                 order.pk, order.refunded_amount, occurrence.seq
             )
-            reversals.order_reversals_apply(member=member, order=order)
+            reversals.order_reversals_apply(member=member, order=order, at=at)
             self.history.reload(member.pk, {"points_balance", "growth_points"})
             change = lifecycle.tier_recheck_after_refund(
                 member=member, order=order, data=view, at=at

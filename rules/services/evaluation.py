@@ -58,7 +58,8 @@ def waiting_evaluate(*, limit: int | None = None) -> tuple[Evaluated, bool]:
 def _one_by_one(member_ids: list[int]) -> Evaluated:
     """A batch failed: evaluate its members one at a time, so that a member whose
     evaluation keeps failing (bad data, a bug) holds up nobody else. That member goes to
-    the back of the line and is tried again after the others; the error is logged."""
+    the back of the line, out of it for the sweeper's grace period, and is tried again
+    then; the error is logged."""
     logger.exception("a batch of %s members failed; evaluating them one by one", len(member_ids))
     done = Evaluated()
     for member_id in member_ids:
@@ -68,7 +69,10 @@ def _one_by_one(member_ids: list[int]) -> Evaluated:
             raise
         except Exception:
             logger.exception("member #%s: evaluation failed; trying again later", member_id)
-            journal.member_waits_again(member_id=member_id)
+            journal.member_waits_again(
+                member_id=member_id,
+                after=timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS),
+            )
             continue
         done.fired += evaluated.fired
         done.events += evaluated.events

@@ -1,9 +1,11 @@
 """Invariant 2: every recorded order is evaluated, even when the broker was down."""
 
 import logging
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 from members.models import Member
@@ -105,7 +107,8 @@ def test_a_member_whose_evaluation_keeps_failing_holds_up_nobody(seed, monkeypat
     with caplog.at_level(logging.ERROR, logger="rules.services.evaluation"):
         waiting_evaluate(limit=10)
 
-    # then: the others are evaluated; the failing one still waits, now at the back
+    # then: the others are evaluated; the failing one still waits, at the back, for
+    # the sweeper's grace period
     members = {m.pk: m for m in Member.objects.all()}
     assert [
         members[o.member_id].evaluated_seq == members[o.member_id].event_seq for o in orders
@@ -113,7 +116,10 @@ def test_a_member_whose_evaluation_keeps_failing_holds_up_nobody(seed, monkeypat
     assert members[poisoned].pending_since > orders[1].recorded_at
     assert f"member #{poisoned}: evaluation failed" in caplog.text
 
-    # and once the cause is gone, it is evaluated like the rest
+    # and once the cause is gone, it is evaluated like the rest, when its time comes
     monkeypatch.undo()
     waiting_evaluate(limit=10)
+    assert Member.objects.get(pk=poisoned).pending_since is not None
+    with time_machine.travel(timezone.now() + timedelta(seconds=61)):
+        waiting_evaluate(limit=10)
     assert Member.objects.get(pk=poisoned).pending_since is None
