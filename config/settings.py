@@ -268,6 +268,17 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_TASK_PUBLISH_RETRY_POLICY = _PUBLISH_RETRY
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Three queues, each with workers of its own, so that none waits behind another's
+# backlog: the rules' evaluations, message deliveries, and operators' and the daily
+# job's background work (the default). Each sweeper runs on the queue it sweeps for.
+TIERFLOW_QUEUES = ("evaluations", "messages", "jobs")
+CELERY_TASK_DEFAULT_QUEUE = "jobs"
+CELERY_TASK_ROUTES = {
+    "rules.tasks.evaluate_waiting": {"queue": "evaluations"},
+    "rules.tasks.evaluate": {"queue": "evaluations"},
+    "rules.tasks.sweep_pending": {"queue": "evaluations"},
+    "notifications.tasks.*": {"queue": "messages"},
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     "sweep-pending-evaluations": {"task": "rules.tasks.sweep_pending", "schedule": 60.0},

@@ -106,12 +106,18 @@ def tasks_in_process() -> Iterator[None]:
 
 @pytest.fixture
 def celery_worker(transactional_db) -> Iterator[None]:
-    """A real Celery worker in a thread, consuming from Redis; tasks are published for
-    real. Tests using it need committed data, hence the transactional database."""
+    """A real Celery worker in a thread, consuming every queue from Redis; tasks are
+    published for real. Tests using it need committed data, hence the transactional
+    database. (tests/e2e/test_queues.py runs a worker process per queue.)"""
     redis.Redis.from_url(celery_app.conf.broker_url).flushdb()  # no tasks from old runs
     celery_app.conf.task_always_eager = False
     with start_worker(
-        celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30
+        celery_app,
+        pool="solo",
+        perform_ping_check=False,
+        loglevel="WARNING",
+        shutdown_timeout=30,
+        queues=list(settings.TIERFLOW_QUEUES),
     ):
         yield
 

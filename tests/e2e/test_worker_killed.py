@@ -65,7 +65,8 @@ def endpoint():
     server.shutdown()
 
 
-def start_worker() -> subprocess.Popen:
+def start_worker(queues=settings.TIERFLOW_QUEUES) -> subprocess.Popen:
+    """A worker process, as production runs them, on these queues."""
     env = {
         **os.environ,
         "DATABASE_URL": _database_url(),
@@ -77,6 +78,7 @@ def start_worker() -> subprocess.Popen:
     }
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
     command += ["--without-mingle", "--without-gossip", "--loglevel=WARNING"]
+    command += ["--queues", ",".join(queues), "--hostname", f"{'-'.join(queues)}@%h"]
     return subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)
 
 
