@@ -57,6 +57,10 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
+# What the API (under /api/) runs through instead (config.wsgi): it needs none of the
+# browser's sessions, cookies, CSRF or messages.
+API_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
@@ -84,7 +88,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # No health-check query per request: a connection the database dropped fails its one
+    # request with a 503 the ERP retries (core.api), and Django then discards it.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -141,6 +147,8 @@ SPECTACULAR_SETTINGS = {
 # --- Business settings -------------------------------------------------------------------
 
 TIERFLOW_CURRENCY = env("TIERFLOW_CURRENCY", default="CNY")
+# How long a process trusts an API key it checked: a revoked key is refused within this.
+TIERFLOW_API_KEY_CACHE_SECONDS = env.int("TIERFLOW_API_KEY_CACHE_SECONDS", default=10)
 # Orders above this are refused as input errors, not recorded (a mistyped amount would
 # otherwise move a member to the top tier).
 TIERFLOW_MAX_ORDER_AMOUNT = Decimal(env("TIERFLOW_MAX_ORDER_AMOUNT", default="1000000"))

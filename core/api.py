@@ -1,4 +1,4 @@
-"""Shared API pieces: the strict serializer base and the 409 error.
+"""Shared API pieces: the strict serializer base, the 409 and 503 errors.
 
 Every error response has one shape (drf-standardized-errors), documented in the README:
     {"type": "validation_error" | "client_error" | "server_error",
@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from drf_standardized_errors.handler import ExceptionHandler as StandardExceptionHandler
 from rest_framework import exceptions, serializers, status
 from rest_framework.fields import get_error_detail
@@ -24,6 +25,12 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "This conflicts with an earlier request."
     default_code = "conflict"
+
+
+class DatabaseUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The database is unavailable for a moment; retry the request."
+    default_code = "database_unavailable"
 
 
 class StrictFieldsMixin:
@@ -80,6 +87,10 @@ class ExceptionHandler(StandardExceptionHandler):
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, SubjectConflict):
             return Conflict(str(exc))
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            # A dropped connection (a database restart) or a lock timeout: nothing was
+            # recorded, and a retry of the same request is safe (idempotent by id).
+            return DatabaseUnavailable()
         if isinstance(exc, DjangoValidationError):
             detail = get_error_detail(exc)
             if isinstance(detail, dict) and NON_FIELD_ERRORS in detail:

@@ -76,17 +76,19 @@ def members_assign_base_tier() -> int:
 
 
 def member_upsert(
-    *, external_id: str, joined_at: datetime | None = None, **details: Any
+    *, external_id: str, joined_at: datetime | None = None, lock: bool = False, **details: Any
 ) -> tuple[Member, bool]:
     """Get or create a member by external id, updating the details given (name, phone,
     e-mail, birthday). `joined_at` (default: now) applies only to a new member, so an ERP
     can bring its existing members with their anniversaries. Safe under concurrency: two
-    requests creating one member both get it."""
+    requests creating one member both get it. With `lock`, the member's row is locked
+    for the rest of the caller's transaction."""
     unknown = set(details) - set(MEMBER_DETAIL_FIELDS)
     if unknown:
         raise TypeError(f"Unknown member details: {', '.join(sorted(unknown))}")
     details = {k: v for k, v in details.items() if v is not None}
-    member = Member.objects.filter(external_id=external_id).first()
+    members = Member.objects.select_for_update() if lock else Member.objects
+    member = members.filter(external_id=external_id).first()
     created = False
     if member is None:
         base = tier_base()
@@ -107,7 +109,7 @@ def member_upsert(
             return candidate, True
         except IntegrityError:
             # Another request created the same member between our read and our insert.
-            member = Member.objects.get(external_id=external_id)
+            member = members.get(external_id=external_id)
     changed = {k: v for k, v in details.items() if getattr(member, k) != v}
     if changed:
         for field, value in changed.items():
@@ -325,20 +327,13 @@ def member_lock_for_event(member: str | dict) -> Member:
     external id (one locked read of the row alone), or details that create or update the
     member."""
     if isinstance(member, str):
-        found = (
-            Member.objects.select_for_update()
-            .only(*JOURNAL_FIELDS)
-            .filter(external_id=member)
-            .first()
-        )
-        if found is None:
-            raise ValidationError({"member": f"No member with external id '{member}'."})
-        return found
+        try:
+            return Member.objects.select_for_update().only(*JOURNAL_FIELDS).get(external_id=member)
+        except Member.DoesNotExist:
+            raise ValidationError({"member": f"No member with external id '{member}'."}) from None
     details = dict(member)
-    member_obj, created = member_upsert(external_id=details.pop("external_id"), **details)
-    if created:
-        return member_obj  # inserted by this transaction, so already locked by it
-    return Member.objects.select_for_update().only(*JOURNAL_FIELDS).get(pk=member_obj.pk)
+    # A new member's row was inserted by this transaction, so it is locked by it too.
+    return member_upsert(external_id=details.pop("external_id"), lock=True, **details)[0]
 
 
 # What recording an event reads of its member.

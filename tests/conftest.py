@@ -21,7 +21,7 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
-from django.utils import timezone
+from django.utils import timezone, translation
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
@@ -86,6 +86,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def fresh_rule_cache() -> None:
     """Each test's rules are its own: SQLite reuses the ids a rolled-back test used."""
     live.clear()
+
+
+@pytest.fixture(autouse=True)
+def default_language() -> Iterator[None]:
+    """A request in another language leaves it active in the thread: not for the next
+    test."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

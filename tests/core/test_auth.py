@@ -1,4 +1,9 @@
+from datetime import timedelta
+
 import pytest
+import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
@@ -45,6 +50,30 @@ def test_a_revoked_key_is_a_401(member):
 
     # then
     assert get_with(f"Bearer {key}").status_code == 401
+
+
+def test_a_key_revoked_while_in_use_is_refused_within_the_cache_time(member, settings):
+    # given: a key the ERP is using, so that this process remembers it
+    settings.TIERFLOW_API_KEY_CACHE_SECONDS = 10
+    api_key, key = APIKey.objects.create_key(name="erp")
+    assert get_with(f"Bearer {key}").status_code == 200
+
+    # when: an operator revokes it
+    api_key.revoked = True
+    api_key.save()
+
+    # then: still accepted for at most the cache time, refused after it
+    assert get_with(f"Bearer {key}").status_code == 200
+    with time_machine.travel(timezone.now() + timedelta(seconds=11)):
+        assert get_with(f"Bearer {key}").status_code == 401
+
+
+def test_checking_a_key_costs_no_query_while_it_is_remembered(member):
+    _, key = APIKey.objects.create_key(name="erp")
+    get_with(f"Bearer {key}")
+    with CaptureQueriesContext(connection) as queries:
+        assert get_with(f"Bearer {key}").status_code == 200
+    assert not [q for q in queries.captured_queries if "apikey" in q["sql"]]
 
 
 def test_an_expired_key_is_a_401(member):

@@ -2,6 +2,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from members.models import Member
@@ -163,3 +165,33 @@ def test_a_phone_number_is_stored_without_separators(api, seed):
 
     # then
     assert Member.objects.get(external_id="M-1").phone == "+8613800138000"
+
+
+def _statements(queries) -> list[str]:
+    """The statements a request sent, transaction control (savepoints in a test) aside."""
+    control = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+    return [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(control)]
+
+
+def test_an_order_of_a_known_member_costs_three_statements_and_a_replay_two(api, seed):
+    # given: a member known, and the API key checked once already
+    MemberFactory(external_id="M-7")
+    api.order(external_id="SO-0", member="M-7")
+    payload = order_payload(external_id="SO-1", member="M-7")
+
+    # when
+    with CaptureQueriesContext(connection) as recording:
+        first = api.client.post("/api/v1/orders/", payload, format="json")
+    with CaptureQueriesContext(connection) as replaying:
+        replay = api.client.post("/api/v1/orders/", payload, format="json")
+
+    # then: a locked read, the insert, a relative update of the totals (five statements
+    # with BEGIN and COMMIT); a replay finds the order in the insert's answer
+    assert (first.status_code, replay.status_code) == (201, 200)
+    assert replay.json() == first.json()
+    statements = _statements(recording)
+    assert [sql.split()[0] for sql in statements] == ["SELECT", "INSERT", "UPDATE"]
+    assert "FOR UPDATE" in statements[0] or not connection.features.has_select_for_update
+    assert [sql.split()[0] for sql in _statements(replaying)] == ["SELECT", "INSERT"]
+    member = Member.objects.get(external_id="M-7")
+    assert (member.order_count, member.event_seq) == (2, 3)
