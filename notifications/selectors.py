@@ -30,7 +30,9 @@ def notification_timeline(*, member_id: int, before=None, limit: int) -> list[di
             "type": "notification",
             "at": notification.created_at,
             "channel": notification.channel,
-            "template": notification.template.code,
+            # A rule's webhook action posts its event without a message template.
+            "template": notification.template.code if notification.template else None,
+            "url": notification.url or None,
             "text": notification.body,
             "status": notification.status,
             "status_reason": notification.status_reason,

@@ -109,12 +109,13 @@ def tier_recheck_after_refund(
     if firing is not None:
         if firing.trigger != Trigger.ORDER_PAID or firing.order_id is None:
             return None
-        rules, judged_order, what = [firing.rule], firing.order, f"rule {firing.rule.code}"
+        rules, judged_order = [firing.rule], firing.order
+        why = f"rule {firing.rule.code} no longer holds"
     elif upgrade.changed_by_id is not None and member_services.member_tier_floor(
         member=member, on_date=timezone.localdate(at)
     ):
         rules, judged_order = rules_granting(tier), order
-        what = f"no rule granting {tier.code}"
+        why = f"no rule granting {tier.code} holds"
     else:
         return None
     # Judge the rules as they judged the member then: on the tier they came from (their
@@ -130,7 +131,7 @@ def tier_recheck_after_refund(
     return member_services.member_set_tier(
         member=member,
         tier=upgrade.from_tier,
-        reason=f"refund of order {order.external_id}: {what} no longer holds",
+        reason=f"refund of order {order.external_id}: {why}",
         allow_downgrade=True,
         at=at,
         as_event=False,  # evaluated by the engine, in the refund's transaction

@@ -3,7 +3,8 @@ left of them, once; spending uses the soonest-lapsing lots first. Redemption thr
 API is idempotent by key, never takes a balance below zero, never spends lapsed points,
 and refuses bad input with a clear 4xx that changes nothing."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from io import StringIO
 from zoneinfo import ZoneInfo
 
@@ -11,9 +12,14 @@ import pytest
 import time_machine
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
 from benefits.models import PointsEntry
 from benefits.selectors import points_balance
+from benefits.services.points import earning_policy_update
+from members.models import Member
+from rules.models import RuleFiring
+from rules.programme.load import programme_load
 from rules.services.clock import clock_triggers_run
 from tests.factories import MemberFactory
 
@@ -289,3 +295,56 @@ def test_a_replayed_redemption_answers_with_the_balance_it_left_then(api, member
     assert (first.status_code, replay.status_code) == (201, 200)
     assert replay.json() == first.json()
     assert replay.json()["balance"] == 380
+
+
+# --- points that lapsed before anyone looked ----------------------------------------
+
+
+@pytest.fixture
+def thirty_day_points(db):
+    earning_policy_update(points_per_unit=Decimal(1), points_expiry="days", points_valid_days=30)
+    programme_load(
+        "rules:\n  - {code: rich, name: rich, trigger: order_paid, fires: every_time, "
+        "conditions: {all: [{fact: points_balance, op: gte, value: 100}]}, "
+        "actions: [{type: award_growth_points, points: 1}]}\n"
+    )
+
+
+def test_points_of_an_order_placed_before_they_would_have_lapsed_never_count(
+    api, thirty_day_points
+):
+    # when: the ERP sends an order placed 40 days ago, whose points lapsed 10 days ago
+    api.order(
+        external_id="SO-OLD",
+        member={"external_id": "M-1"},
+        amount="100.00",
+        placed_at=(timezone.now() - timedelta(days=40)).isoformat(),
+    )
+
+    # then: earned and written off at once; no rule saw them, no balance counts them
+    assert ledger(Member.objects.get(external_id="M-1")) == [("earn", 100), ("expire", -100)]
+    assert not RuleFiring.objects.exists()
+    assert api.get("/api/v1/members/M-1/").json()["points_balance"] == 0
+
+
+def test_points_that_lapsed_since_count_nowhere_before_the_daily_job(api, thirty_day_points):
+    # given: an order placed 20 days ago, evaluated with its 100 points still good
+    api.order(
+        external_id="SO-1",
+        member={"external_id": "M-1"},
+        amount="100.00",
+        placed_at=(timezone.now() - timedelta(days=20)).isoformat(),
+    )
+    member = Member.objects.get(external_id="M-1")
+    assert points_balance(member_id=member.pk) == 100
+
+    # when: twelve days later, before any daily job has written them off
+    with time_machine.travel(timezone.now() + timedelta(days=12)):
+        balance = api.get("/api/v1/members/M-1/").json()["points_balance"]
+        api.order(external_id="SO-2", member="M-1", amount="1.00")
+
+    # then: the balance and the rules' facts leave them out (the rule fired for SO-1,
+    # with its 100 points, not for SO-2, with 1)
+    assert balance == 0
+    assert [f.order.external_id for f in RuleFiring.objects.all()] == ["SO-1"]
+    assert ledger(member) == [("earn", 100), ("earn", 1)]

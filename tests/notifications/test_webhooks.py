@@ -395,3 +395,24 @@ def test_backoff_doubles_per_attempt_is_capped_and_jittered(monkeypatch, attempt
     assert (shortest, longest) == (low, high)
     assert all(low <= sample <= high for sample in samples)
     assert len(samples) > 1
+
+
+def test_the_timeline_shows_a_rules_webhook(api, endpoint, django_capture_on_commit_callbacks):
+    # given: a rule with a webhook action fired for the member
+    rule = RuleFactory(code="hook")
+    action(rule, "webhook", webhook_url=f"{endpoint.url}/hooks")
+    MemberFactory(external_id="M-7")
+    api.order(external_id="SO-9", member="M-7")
+
+    # when
+    response = api.get("/api/v1/members/M-7/timeline/")
+
+    # then
+    assert response.status_code == 200
+    [entry] = [e for e in response.json()["results"] if e["type"] == "notification"]
+    assert (entry["channel"], entry["template"], entry["url"]) == (
+        "webhook",
+        None,
+        f"{endpoint.url}/hooks",
+    )
+    assert entry["rule"]["code"] == "hook"

@@ -116,3 +116,54 @@ def test_an_operators_floor_holds_against_a_refund(api, upgraded, admin_user):
 
     # then
     assert Member.objects.get(pk=upgraded.pk).tier.code == "silver"
+
+
+def set_gold_by_hand(member: Member, admin_user, floor: str | None) -> None:
+    member_set_tier_by_hand(
+        member_id=member.pk,
+        tier=Tier.objects.get(code="gold"),
+        reason="VIP",
+        changed_by=admin_user,
+        floor=floor and Tier.objects.get(code=floor),
+        floor_until=floor and timezone.localdate() + timedelta(days=30),
+    )
+
+
+@pytest.mark.parametrize(
+    ("spent", "floor", "after_refund"),
+    [
+        # a floor lets automatic moves down to it: no rule granting Gold holds on 1000
+        ("1500.00", "silver", "silver"),
+        # ... but only as far as the tier the member came from
+        ("1500.00", "regular", "regular"),
+        # a rule granting Gold still holds: Gold stays
+        ("12000.00", "silver", "gold"),
+        # without a floor, the operator's tier stands whatever the refund
+        ("1500.00", None, "gold"),
+    ],
+)
+def test_a_tier_set_by_hand_follows_its_refund_policy_down_to_the_floor(
+    api, seed, admin_user, spent, floor, after_refund
+):
+    # given: a Regular member set to Gold by hand (Gold refunds "at once")
+    api.order(external_id="SO-1", amount=spent)
+    member = Member.objects.get(external_id="M-1")
+    assert member.tier.code == ("gold" if spent == "12000.00" else "regular")
+    if member.tier.code == "gold":  # the rule got there first: move them by hand again
+        member_set_tier_by_hand(
+            member_id=member.pk,
+            tier=Tier.objects.get(code="regular"),
+            reason="test",
+            changed_by=admin_user,
+        )
+    set_gold_by_hand(member, admin_user, floor)
+
+    # when
+    assert refund(api, "500.00", order="SO-1").status_code == 201
+
+    # then
+    member.refresh_from_db()
+    assert member.tier.code == after_refund
+    if after_refund != "gold":
+        change = TierChange.objects.filter(member=member).first()
+        assert change.reason == "refund of order SO-1: no rule granting gold holds"
