@@ -52,13 +52,17 @@ def members_evaluation_requested(*, member_ids: list[int]) -> None:
 def members_lock(*, member_ids: list[int]) -> list[Member]:
     """Lock the members (SELECT ... FOR UPDATE, in id order, waiting for other holders),
     then read them with their tiers: the lock first, the join after (see member_lock)."""
-    locked = list(
+    return _read(members_lock_only(member_ids=member_ids))
+
+
+def members_lock_only(*, member_ids: list[int]) -> list[int]:
+    """Lock the members as members_lock does, without reading them: the ids locked."""
+    return list(
         Member.objects.select_for_update()
         .filter(pk__in=member_ids)
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    return _read(locked)
 
 
 def members_lock_waiting(*, limit: int) -> list[Member]:

@@ -1,6 +1,7 @@
 """Every write to members and tiers. Callers that change a member's totals or tier hold
 the member row lock (`member_lock`) first, always before any other row lock."""
 
+from collections import defaultdict
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -155,6 +156,7 @@ def member_set_tier(
     changed_by: AbstractBaseUser | None = None,
     at: datetime | None = None,
     as_event: bool = True,
+    save: bool = True,
 ) -> TierChange | None:
     """Move a locked member to `tier`, starting a new period at `at` (default now). A
     downgrade happens only when allowed, and never below an operator's floor unless the
@@ -162,7 +164,8 @@ def member_set_tier(
 
     The change is an event of the member's journal, for the tier_changed rules to be
     evaluated after commit; the engine, which evaluates them itself in the same
-    transaction, passes `as_event=False`."""
+    transaction, passes `as_event=False`, and `save=False` to save a batch's changes at
+    once (tier_changes_save)."""
     current = member.tier
     if current is not None and tier.rank < current.rank:
         if not allow_downgrade:
@@ -180,10 +183,13 @@ def member_set_tier(
         changed_by=changed_by,
         at=at,
         as_event=as_event,
+        save=save,
     )
 
 
-def member_renew_tier(*, member: Member, reason: str, as_event: bool = True) -> TierChange:
+def member_renew_tier(
+    *, member: Member, reason: str, as_event: bool = True, save: bool = True
+) -> TierChange:
     """Start the next period of a locked member's tier where the current one ends."""
     return _tier_change(
         member=member,
@@ -191,11 +197,15 @@ def member_renew_tier(*, member: Member, reason: str, as_event: bool = True) -> 
         reason=reason,
         at=member.tier_expires_at,
         as_event=as_event,
+        save=save,
     )
 
 
+TIER_FIELDS_CHANGED = ["tier", "tier_since", "tier_period_start", "tier_expires_at", "updated_at"]
+
+
 def _tier_change(
-    *, member, tier, reason, firing=None, changed_by=None, at=None, as_event=True
+    *, member, tier, reason, firing=None, changed_by=None, at=None, as_event=True, save=True
 ) -> TierChange:
     at = at or timezone.now()
     change = TierChange(
@@ -208,16 +218,33 @@ def _tier_change(
         created_at=at,
         seq=member.event_seq + 1 if as_event else 0,
     )
-    change.save()
     if member.tier != tier:
         member.tier_since = at
     member.tier, member.tier_period_start, member.tier_expires_at = tier, at, tier.expiry_from(at)
-    member.save(
-        update_fields=["tier", "tier_since", "tier_period_start", "tier_expires_at", "updated_at"]
-    )
+    member.updated_at = timezone.now()
+    if not save:
+        return change
+    change.save()
+    member.save(update_fields=TIER_FIELDS_CHANGED)
     if as_event:
         member_event_recorded(member=member, seq=change.seq)
     return change
+
+
+def tier_changes_save(*, changes: list[TierChange], members: list[Member]) -> None:
+    """Save the tier changes made in memory (save=False) for locked members: one INSERT,
+    and one UPDATE per set of new values (the members lapsing on one day mostly share
+    them: the same tier, from the same midnight, to the same end)."""
+    TierChange.objects.bulk_create(changes)
+    by_values = defaultdict(list)
+    for member in members:
+        values = tuple(getattr(member, name) for name in TIER_FIELDS_CHANGED[:-1])
+        by_values[values].append(member.pk)
+    now = timezone.now()
+    for values, member_ids in by_values.items():
+        Member.objects.filter(pk__in=member_ids).update(
+            **dict(zip(TIER_FIELDS_CHANGED[:-1], values, strict=True)), updated_at=now
+        )
 
 
 def member_tier_floor(*, member: Member, on_date: date) -> Tier | None:

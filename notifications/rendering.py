@@ -5,9 +5,10 @@ listed in VARIABLES, and checking a template for unknown names is exact.
 """
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from django.template import Context, Engine, TemplateSyntaxError
+from django.template import Context, Engine, Template, TemplateSyntaxError
 from django.template.base import Node, TextNode, VariableNode
 from django.template.defaulttags import ForNode, IfNode, TemplateLiteral, WithNode
 
@@ -36,7 +37,14 @@ ENGINE = Engine(autoescape=False, libraries={})
 
 
 def render(body: str, context: dict[str, Any]) -> str:
-    return ENGINE.from_string(body).render(Context(context)).strip()
+    return _compiled(body).render(Context(context)).strip()
+
+
+@lru_cache(maxsize=512)
+def _compiled(body: str) -> Template:
+    """A template's body, parsed once per process: the daily job may render it for a
+    million members."""
+    return ENGINE.from_string(body)
 
 
 def template_errors(body: str) -> list[str]:

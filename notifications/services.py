@@ -105,19 +105,22 @@ def notification_queue(
     firing=None,
     channel: str = "",
     suppressed: str = "",
+    save: bool = True,
 ) -> Notification:
     """Render a message, in the member's language, into the outbox; delivery is published
     once the caller's transaction commits, so a rolled-back effect never sends anything.
     A marketing message without the member's consent on the channel, or over the daily
     cap, is suppressed: kept, for the record, with the reason, but never sent (as with
-    `suppressed` given by the caller). In quiet hours the message waits until they end."""
+    `suppressed` given by the caller). In quiet hours the message waits until they end.
+    With `save=False` the message is only built, for notifications_save to save a batch
+    of them at once (transactional ones only: the daily cap counts saved messages)."""
     channel = channel or template.channel
     now = timezone.now()
     if not suppressed and template.purpose == Purpose.MARKETING:
         suppressed = _marketing_block(member, channel, now)
     # Webhooks are for machines: never held.
     held_until = None if suppressed or channel == Channel.WEBHOOK else quiet_hours_end(now)
-    notification = Notification.objects.create(
+    notification = Notification(
         member=member,
         template=template,
         channel=channel,
@@ -129,9 +132,20 @@ def notification_queue(
         next_attempt_at=held_until,
         created_at=now,
     )
-    if not suppressed and held_until is None:
-        _deliver_after_commit(notification.pk)
+    if save:
+        notifications_save([notification])
     return notification
+
+
+def notifications_save(notifications: list[Notification]) -> None:
+    """Save messages built with save=False, in one INSERT, and publish the deliveries of
+    those due now once the caller's transaction commits."""
+    Notification.objects.bulk_create(notifications)
+    due = [n.pk for n in notifications if n.status == Status.QUEUED and n.next_attempt_at is None]
+    if due:
+        transaction.on_commit(
+            lambda: [deliver_enqueue(notification_id=pk) for pk in due], robust=True
+        )
 
 
 def _held_text(until) -> str:
@@ -167,16 +181,20 @@ def quiet_hours_end(now: datetime) -> datetime | None:
     return timezone.make_aware(datetime.combine(day, end))
 
 
-def webhook_queue(*, member: Member, url: str, event: dict, firing=None) -> Notification:
-    """A signed JSON event for the ERP (or any endpoint), delivered like any message."""
-    notification = Notification.objects.create(
+def webhook_queue(
+    *, member: Member, url: str, event: dict, firing=None, save: bool = True
+) -> Notification:
+    """A signed JSON event for the ERP (or any endpoint), delivered like any message
+    (`save`: as notification_queue)."""
+    notification = Notification(
         member=member,
         channel=Channel.WEBHOOK,
         url=url,
         body=json.dumps(event, ensure_ascii=False, sort_keys=True),
         firing=firing,
     )
-    _deliver_after_commit(notification.pk)
+    if save:
+        notifications_save([notification])
     return notification
 
 

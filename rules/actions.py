@@ -23,6 +23,7 @@ from benefits.services import points as points_services
 from members import services as member_services
 from members.models import Member, TierChange
 from notifications import services as notification_services
+from notifications.models import Purpose
 from orders.models import Order
 
 from .models import ActionKind, RuleAction, RuleFiring
@@ -43,6 +44,8 @@ class Effects:
     coupon: Any = None
     points: int = 0
     tier_changes: list[TierChange] = field(default_factory=list)
+    save: bool = True  # False: messages are built, for the caller to save in bulk
+    messages: list = field(default_factory=list)
 
 
 # The fact sources (see facts.FactSource) each kind of action changes.
@@ -58,6 +61,21 @@ def facts_touched(actions: list[RuleAction]) -> set[str]:
     return {TOUCHES[action.kind] for action in actions if action.kind in TOUCHES}
 
 
+def messages_only(actions: list[RuleAction]) -> bool:
+    """Whether the actions only send transactional messages or webhooks: such a firing
+    changes no fact a later rule reads, so the engine writes it, and its messages, in
+    bulk with the rest of its batch. (Marketing messages are counted against a daily
+    cap as they are saved, so they are written one by one.)"""
+    return all(
+        action.kind == ActionKind.WEBHOOK
+        or (
+            action.kind == ActionKind.NOTIFY
+            and action.notification_template.purpose == Purpose.TRANSACTIONAL
+        )
+        for action in actions
+    )
+
+
 def actions_apply(
     *,
     firing: RuleFiring,
@@ -67,9 +85,13 @@ def actions_apply(
     policy: EarningPolicy,
     at: datetime,
     send_notifications: bool = True,
+    save: bool = True,
 ) -> Effects:
-    """Apply the firing rule's actions in order."""
-    effects = Effects(order=order, send_notifications=send_notifications, policy=policy, at=at)
+    """Apply the firing rule's actions in order. With `save=False` (for messages_only
+    actions) nothing is written: the messages are left in `Effects.messages`."""
+    effects = Effects(
+        order=order, send_notifications=send_notifications, policy=policy, at=at, save=save
+    )
     for action in actions:
         APPLY[action.kind](action, firing, member, effects)
     return effects
@@ -125,7 +147,7 @@ def _award_growth(action: RuleAction, firing: RuleFiring, member: Member, effect
 
 
 def _notify(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
-    notification_services.notification_queue(
+    message = notification_services.notification_queue(
         member=member,
         template=action.notification_template,
         channel=action.channel or action.notification_template.channel,
@@ -136,7 +158,9 @@ def _notify(action: RuleAction, firing: RuleFiring, member: Member, effects: Eff
         suppressed="messages were switched off for this job"
         if not effects.send_notifications
         else "",
+        save=effects.save,
     )
+    effects.messages.append(message)
 
 
 def _tag(add: bool):
@@ -147,7 +171,7 @@ def _tag(add: bool):
 
 
 def _webhook(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
-    notification_services.webhook_queue(
+    message = notification_services.webhook_queue(
         member=member,
         url=action.webhook_url,
         event={
@@ -166,7 +190,9 @@ def _webhook(action: RuleAction, firing: RuleFiring, member: Member, effects: Ef
             "fired_at": timezone.localtime(firing.fired_at).isoformat(),
         },
         firing=firing,
+        save=effects.save,
     )
+    effects.messages.append(message)
 
 
 APPLY: dict[str, Callable[[RuleAction, RuleFiring, Member, Effects], None]] = {

@@ -5,6 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from core.idempotency import payload_fingerprint, record_once
@@ -14,7 +15,7 @@ from members.models import Member
 from orders.models import Order
 
 from ..models import EarningPolicy, PointsEntry
-from ..selectors import points_balance, points_lots
+from ..selectors import points_balance
 
 
 def order_points_entries(
@@ -81,24 +82,34 @@ def points_award(
     return entry
 
 
-def points_expire(*, member: Member, at: datetime) -> PointsEntry | None:
-    """Write off, as one ledger entry at `at`, what is left of the member's lots that lapsed
-    by then. Spending uses up the soonest-lapsing lots first, so what is left of lapsed
-    lots is exactly what was never used; running it twice writes nothing the second time."""
-    lapsed = sum(
-        left
-        for lot, left in points_lots(member_id=member.pk)
-        if lot.expires_at is not None and lot.expires_at <= at
+def points_expire(*, member_ids: list[int], at: datetime) -> int:
+    """Write off, as one ledger entry each at `at`, what is left of the locked members'
+    lots that lapsed by then: one query and one INSERT for them all. Spending uses up the
+    soonest-lapsing lots first, so what is left of the lapsed lots is exactly what was
+    never used, max(0, lapsed - used); running it twice writes nothing the second time.
+    Returns the members whose points were written off."""
+    rows = (
+        PointsEntry.objects.filter(member_id__in=member_ids)
+        .values("member_id")
+        .annotate(
+            used=Sum("points", filter=Q(points__lt=0)),
+            lapsed=Sum("points", filter=Q(points__gt=0, expires_at__lte=at)),
+        )
+        .values_list("member_id", "used", "lapsed")
     )
-    if lapsed <= 0:
-        return None
-    return PointsEntry.objects.create(
-        member=member,
-        kind=PointsEntry.Kind.EXPIRE,
-        points=-lapsed,
-        reason="points lapsed",
-        created_at=at,
-    )
+    entries = [
+        PointsEntry(
+            member_id=member_id,
+            kind=PointsEntry.Kind.EXPIRE,
+            points=-left,
+            reason="points lapsed",
+            created_at=at,
+        )
+        for member_id, used, lapsed in rows
+        if (left := (lapsed or 0) + (used or 0)) > 0
+    ]
+    PointsEntry.objects.bulk_create(entries)
+    return len(entries)
 
 
 def points_redeem(
@@ -115,7 +126,7 @@ def points_redeem(
         if found is None:
             raise Member.DoesNotExist(f"No member with external id '{member_external_id}'.")
         member = member_services.member_lock(member_id=found.pk)
-        points_expire(member=member, at=timezone.now())
+        points_expire(member_ids=[member.pk], at=timezone.now())
         balance = points_balance(member_id=member.pk)
         if points > balance:
             raise ValidationError(

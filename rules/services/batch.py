@@ -26,10 +26,12 @@ from benefits.services import growth as growth_services
 from benefits.services import points as points_services
 from benefits.services import reversals
 from core.days import start_of_day
-from members.models import Member, TierChange
+from members import services as member_services
+from members.models import Member, Tier, TierChange
+from notifications import services as notification_services
 
 from .. import clock, engine
-from ..actions import actions_apply, facts_touched
+from ..actions import actions_apply, facts_touched, messages_only
 from ..facts import PERIOD_FACTS, FactSource, Need, facts_compute
 from ..models import CLOCK_TRIGGERS, ClockOccurrence, Rule, RuleFiring, RuleJob, Trigger
 from ..occurrences import Occurrence, occurrence_key, period_key
@@ -110,6 +112,8 @@ class Batch:
         if clock or job or lapse:
             at.append(self.now)
         self.points_entries, self.growth_entries = [], []
+        self.firings: list[RuleFiring] = []
+        self.messages: list = []
         self.history = History(
             members,
             waiting,
@@ -127,7 +131,7 @@ class Batch:
         needs = {need for rules in self.rules.values() for need in engine.fact_needs(rules)}
         days = [need.days for need in needs if need.days]
         horizon = earliest - timedelta(days=max(days, default=0))
-        if any(need.fact in PERIOD_FACTS for need in needs):
+        if self.lapse or any(need.fact in PERIOD_FACTS for need in needs):
             starts = [m.tier_period_start or m.tier_since or m.joined_at for m in self.members]
             horizon = min([horizon, *starts])
         return horizon
@@ -143,8 +147,8 @@ class Batch:
                 self._clock(member, *self.clock)
             if self.job:
                 self._apply(member, self.job)
-            if self.lapse:
-                self._lapse(member, self.lapse)
+        if self.lapse:
+            self._lapse_all(self.lapse)
         self.flush()
         if self.clock:
             trigger, day = self.clock
@@ -191,14 +195,25 @@ class Batch:
         changes = self._fire(member, occurrence, view, [rule])
         self._tier_changed(member, occurrence, view, changes)
 
-    def _lapse(self, member: Member, on_date: date) -> None:
-        changes = lifecycle.member_tier_lapse(member=member, on_date=on_date)
-        self.lapsed += changes
-        cause = Occurrence(
-            Trigger.TIER_CHANGED, "lapse", on_date, at=self.now, seq=member.event_seq
-        )
-        view = AsOf(self.history, member.pk, member.event_seq, self.now)
-        self._tier_changed(member, cause, view, changes)
+    def _lapse_all(self, on_date: date) -> None:
+        """The daily job's renewals and moves down: decided for each member from the
+        batch's rows, saved for all at once, then each member's tier_changed rules."""
+        tiers = list(Tier.objects.all())
+        moves = {}
+        for member in self.members:
+            view = AsOf(self.history, member.pk, member.event_seq, self.now)
+            moves[member.pk] = lifecycle.member_tier_lapse(
+                member=member, on_date=on_date, figures=view.period_figures, tiers=tiers
+            )
+        moved = [member for member in self.members if moves[member.pk]]
+        self.lapsed = [change for member in moved for change in moves[member.pk]]
+        member_services.tier_changes_save(changes=self.lapsed, members=moved)
+        for member in moved:
+            cause = Occurrence(
+                Trigger.TIER_CHANGED, "lapse", on_date, at=self.now, seq=member.event_seq
+            )
+            view = AsOf(self.history, member.pk, member.event_seq, self.now)
+            self._tier_changed(member, cause, view, moves[member.pk])
 
     def _tier_changed(self, member, cause: Occurrence, view: AsOf, changes, depth=0) -> None:
         """Evaluate the tier_changed rules for the latest of the moves just made (a catch-up
@@ -277,13 +292,18 @@ class Batch:
             self.history.growth(member.pk).add(entry.points, entry.created_at)
 
     def flush(self) -> None:
-        """Write the buffered ledger entries, in one INSERT per ledger."""
+        """Write what was held back for bulk: the ledger entries of base effects, and the
+        firings that only send messages with their messages; one INSERT for each kind."""
         if self.points_entries:
             points_services.points_entries_create(self.points_entries)
             self.points_entries = []
         if self.growth_entries:
             growth_services.growth_entries_create(self.growth_entries)
             self.growth_entries = []
+        if self.firings:
+            RuleFiring.objects.bulk_create(self.firings)
+            notification_services.notifications_save(self.messages)
+            self.firings, self.messages = [], []
 
     def _fire(self, member, occurrence: Occurrence, view: AsOf, rules: list[Rule]) -> list:
         """Fire the matching rules in order; returns the tier changes they made."""
@@ -295,11 +315,13 @@ class Batch:
         for rule in rules:
             if not engine.rule_evaluate(rule, facts).matched:
                 continue
-            firing = self._firing_record(rule, member, occurrence, facts)
+            actions = rule_actions(rule)
+            in_bulk = messages_only(actions)
+            firing = self._firing_record(rule, member, occurrence, facts, save=not in_bulk)
             if firing is None:
                 continue
-            self.flush()  # what the actions read and refer to is saved
-            actions = rule_actions(rule)
+            if not in_bulk:
+                self.flush()  # what the actions read and refer to is saved
             effects = actions_apply(
                 firing=firing,
                 actions=actions,
@@ -308,20 +330,25 @@ class Batch:
                 policy=self.policy,
                 at=occurrence.at,
                 send_notifications=self.job is None or self.job.send_notifications,
+                save=not in_bulk,
             )
-            self.history.reload(member.pk, facts_touched(actions))
-            changes += effects.tier_changes
             self.evaluated.fired.append(firing)
+            if in_bulk:
+                self.firings.append(firing)
+                self.messages += effects.messages
+            else:
+                self.history.reload(member.pk, facts_touched(actions))
+                changes += effects.tier_changes
             if rule.stop_processing:
                 break
             # The next rule sees the tier, points and tags this one just gave.
             facts = facts_compute(_source(member, occurrence, view, needs))
         return changes
 
-    def _firing_record(self, rule, member, occurrence, facts) -> RuleFiring | None:
-        """Record the firing, or return None if this occurrence already fired or the rule's
-        budget is spent. The member lock makes the checks reliable; the unique constraint
-        backs them up."""
+    def _firing_record(self, rule, member, occurrence, facts, save=True) -> RuleFiring | None:
+        """Record the firing (built only, without `save`, for flush to write in bulk), or
+        return None if this occurrence already fired or the rule's budget is spent. The
+        member lock makes the checks reliable; the unique constraint backs them up."""
         key = occurrence_key(rule, member, occurrence)
         if self._already_fired(rule, member, occurrence, key):
             return None
@@ -334,7 +361,7 @@ class Batch:
             if self.budgets[rule.pk] >= rule.budget:
                 return None
             self.budgets[rule.pk] += 1
-        firing = RuleFiring.objects.create(
+        firing = RuleFiring(
             rule=rule,
             member=member,
             occurrence_key=key,
@@ -345,6 +372,8 @@ class Batch:
             rule_version=rule.version,
             facts={need.label: _json(value) for need, value in facts.items()},
         )
+        if save:
+            firing.save()
         self.fired_keys.add((rule.pk, member.pk, key))
         return firing
 

@@ -6,6 +6,7 @@ granted it no longer holds, the member goes back to the tier they came from. Eac
 a TierChange with its reason, which the `tier_changed` rules are evaluated for."""
 
 import copy
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,7 +22,7 @@ from .. import engine
 from ..facts import FactSource, facts_compute
 from ..models import ActionKind, Rule, Trigger
 from ..selectors.live import rules_live
-from ..selectors.tier_period import keeps, period_figures
+from ..selectors.tier_period import keeps
 
 # A member many periods behind (a long-missed daily job) catches up in one go, boundedly.
 MAX_PERIODS = 100
@@ -38,10 +39,18 @@ def tier_lapses_due(on_date: date) -> list[int]:
     return list(members.order_by("pk").values_list("pk", flat=True))
 
 
-def member_tier_lapse(*, member: Member, on_date: date) -> list[TierChange]:
+def member_tier_lapse(
+    *,
+    member: Member,
+    on_date: date,
+    figures: Callable[[Member], dict[str, Decimal]],
+    tiers: list[Tier],
+) -> list[TierChange]:
     """Renew or move down a locked member whose tier lapsed by the start of `on_date`,
-    period after period if the job is far behind. Running it again changes nothing. The
-    engine evaluates the tier_changed rules of the moves (services.batch)."""
+    period after period if the job is far behind; `figures` gives the member's current
+    period's figures, `tiers` are all the tiers. The moves are made in memory: the engine
+    saves a batch's at once and evaluates their tier_changed rules (services.batch).
+    Running it again changes nothing."""
     cutoff = start_of_day(on_date)
     changes = []
     while (
@@ -50,32 +59,32 @@ def member_tier_lapse(*, member: Member, on_date: date) -> list[TierChange]:
         and member.tier_expires_at <= cutoff
         and len(changes) < MAX_PERIODS
     ):
-        changes.append(_lapse(member))
+        changes.append(_lapse(member, figures(member), tiers))
     return changes
 
 
-def _lapse(member: Member) -> TierChange:
+def _lapse(member: Member, figures: dict[str, Decimal], tiers: list[Tier]) -> TierChange:
     tier, ends = member.tier, member.tier_expires_at
-    figures = period_figures(member=member)
+    unsaved = {"as_event": False, "save": False}
     if keeps(tier, figures):
         reason = "renewed"
         if tier.keep_threshold is not None:
             reason += f": {_figure_text(tier, figures)}"
-        return member_services.member_renew_tier(member=member, reason=reason, as_event=False)
-    target = _lapse_target(tier, figures)
+        return member_services.member_renew_tier(member=member, reason=reason, **unsaved)
+    target = _lapse_target(tier, figures, tiers)
     reason = f"lapsed: {_figure_text(tier, figures)}"
     floor = member_services.member_tier_floor(member=member, on_date=timezone.localdate(ends))
     if floor is not None and floor.rank > target.rank:
         target, reason = floor, f"{reason}; kept at the operator's floor"
     if target == tier:
-        return member_services.member_renew_tier(member=member, reason=reason, as_event=False)
+        return member_services.member_renew_tier(member=member, reason=reason, **unsaved)
     return member_services.member_set_tier(
-        member=member, tier=target, reason=reason, allow_downgrade=True, at=ends, as_event=False
+        member=member, tier=target, reason=reason, allow_downgrade=True, at=ends, **unsaved
     )
 
 
-def _lapse_target(tier: Tier, figures: dict[str, Decimal]) -> Tier:
-    lower = list(Tier.objects.filter(rank__lt=tier.rank).order_by("-rank"))
+def _lapse_target(tier: Tier, figures: dict[str, Decimal], tiers: list[Tier]) -> Tier:
+    lower = sorted((t for t in tiers if t.rank < tier.rank), key=lambda t: -t.rank)
     if not lower:
         return tier
     if tier.lapse_to == LapseTo.ONE_STEP:
