@@ -38,8 +38,10 @@ def _isolated_broker_url(url: str) -> str:
         return url
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")  # "gw3"
     parts = urlsplit(url)
-    # Database 0 is left to whatever else uses this Redis (a developer's worker, say).
-    return urlunsplit(parts._replace(path=f"/{1 + int(worker[2:])}"))
+    # The configured database is left to whatever else uses it (a developer's worker);
+    # each test process takes one of the databases after it.
+    base = int(parts.path.lstrip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{base + 1 + int(worker[2:])}"))
 
 
 def _use_broker(url: str) -> None:
