@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install lint format lock
+.PHONY: demo test install lint format lock bench
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
@@ -31,6 +31,10 @@ test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -n auto
+
+# The benchmark (README, Performance): needs PostgreSQL, Redis, wrk and pgbench; not run by CI.
+bench: install
+	bash bench/run.sh
 
 format: install
 	$(BIN)/ruff check --fix .
