@@ -20,10 +20,12 @@ from .common import BENCH, DAILY_FRACTIONS, PYTHON, ROOT, SCALE, label, say
 
 
 def part(module: str, *args: str) -> dict:
+    """Run one part; a part that fails is reported in the table, and the others still run."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        subprocess.run(
-            [PYTHON, "-m", f"bench.{module}", *args, "--out", out.name], cwd=ROOT, check=True
-        )
+        done = subprocess.run([PYTHON, "-m", f"bench.{module}", *args, "--out", out.name], cwd=ROOT)
+        if done.returncode:
+            say(f"  bench.{module} {' '.join(args)} FAILED (exit {done.returncode}): see above")
+            return {"failed": " ".join([module, *args])}
         return json.loads(Path(out.name).read_text(encoding="utf-8"))
 
 
@@ -37,6 +39,9 @@ def _ratio(value: float | None, reference: float | None) -> str:
 
 def table(r: dict) -> str:
     rows = [("figure", "tierflow", "reference", "ratio", "target", "met")]
+    failed = [got["failed"] for got in _parts(r) if "failed" in got]
+    r = {key: got for key, got in r.items() if "failed" not in got}
+    r["daily"] = {key: got for key, got in r.get("daily", {}).items() if "failed" not in got}
     ref = r.get("references", {})
     drf = ref.get("bare_drf", {}).get("rate")
     for mode, floor in (("known", 0.8), ("new", 0.6)):
@@ -118,6 +123,7 @@ def table(r: dict) -> str:
                 "",
             )
         )
+    rows += [(f"FAILED: bench.{name}", "", "", "", "", "NO") for name in failed]
     widths = [max(len(row[i]) for row in rows) for i in range(6)]
     lines = [
         "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
@@ -125,6 +131,10 @@ def table(r: dict) -> str:
     ]
     lines.insert(1, "| " + " | ".join("-" * w for w in widths) + " |")
     return "\n".join(lines)
+
+
+def _parts(r: dict) -> list[dict]:
+    return [got for key, got in r.items() if key != "daily"] + list(r.get("daily", {}).values())
 
 
 def _met(ok: bool | None) -> str:
@@ -152,6 +162,8 @@ def main() -> None:
     results: dict = {}
     say(f"tierflow benchmark{' (quick)' if SCALE.quick else ''} on {os.cpu_count()} cores")
     results["base"] = part("prepare")
+    if "failed" in results["base"]:
+        raise SystemExit("The base could not be prepared: nothing else can run.")
     if "references" not in skip:
         results["references"] = part("references")
     if "ingest" not in skip:
