@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
 from benefits.api import CheckoutQuoteView, CouponRedeemView, CouponReleaseView
-from core.views import health
+from config.health import health
 from members.api import (
     ConsentView,
     EngagementCreateView,
