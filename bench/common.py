@@ -121,8 +121,9 @@ def database_ensure(url: str, *, recreate: bool = False) -> None:
 
 
 def say(message: str) -> None:
-    """Progress, as it happens."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+    """Progress, as it happens, stamped in UTC (Django sets its own TZ in the parts that
+    set it up, so local time would differ from part to part)."""
+    print(f"[{time.strftime('%H:%M:%S', time.gmtime())} UTC] {message}", flush=True)
 
 
 def result_write(path: str | None, result: dict) -> None:

@@ -194,8 +194,9 @@ def main() -> None:
         ]
     )
     print("\n" + text)
-    (BENCH / "last_run.txt").write_text(text + "\n", encoding="utf-8")
-    (BENCH / "last_run.json").write_text(json.dumps(results, indent=2, default=str), "utf-8")
+    name = "last_run_quick" if SCALE.quick else "last_run"  # a smoke run keeps the real one
+    (BENCH / f"{name}.txt").write_text(text + "\n", encoding="utf-8")
+    (BENCH / f"{name}.json").write_text(json.dumps(results, indent=2, default=str), "utf-8")
 
 
 if __name__ == "__main__":
