@@ -14,7 +14,6 @@ import json
 import random
 import time
 from datetime import date, timedelta
-from urllib.parse import urlsplit
 
 from .common import (
     DAILY_FRACTIONS,
@@ -34,21 +33,6 @@ SHAPE = "v1 members={members} orders={orders}"
 DUE = "bench_daily_due"  # the due members of the current run, for resets and checks
 
 
-def _use(url: str) -> None:
-    """Point this process at `url`: set Django up, or switch the connection over when a
-    suite already set it up for another database of the same server."""
-    from django.apps import apps
-
-    if not apps.ready:
-        django_setup(url)
-        return
-    from django.db import connection
-
-    database_ensure(url)
-    connection.close()
-    connection.settings_dict["NAME"] = urlsplit(url).path.lstrip("/")
-
-
 def prepare(members: int) -> float | None:
     """Reuse the size's base when its marker says it has this shape, else fill it afresh.
     Returns the seconds the fill took (None: reused)."""
@@ -58,7 +42,7 @@ def prepare(members: int) -> float | None:
     from . import fill
 
     url = daily_db_url(members)
-    _use(url)
+    django_setup(url)
     call_command("migrate", verbosity=0)
     shape = SHAPE.format(members=members, orders=members * ORDERS_PER_MEMBER)
     if fill.marker_get("daily") == shape:

@@ -12,9 +12,9 @@ POLL = 0.1  # seconds between looks at the database
 
 
 def members_waiting() -> int:
-    from members.models import Member
+    from members.journal import members_waiting
 
-    return Member.objects.filter(pending_since__isnull=False).count()
+    return members_waiting()
 
 
 def anyone_waiting() -> bool:

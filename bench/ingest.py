@@ -43,7 +43,7 @@ def ingest() -> dict:
                 f"  {figures['rate']:,.0f} req/s, p50 {figures['p50']:.1f} ms, "
                 f"p99 {figures['p99']:.1f} ms, {figures['non_2xx']} not 2xx"
             )
-        result["rss"] = web.peak_rss()
+        result["rss"] = {"web": web.peak_rss()}
     finally:
         web.stop()
         redis_reset()

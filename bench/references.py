@@ -6,10 +6,13 @@ Django + DRF + Celery enqueue under wrk, and a bare Celery worker draining no-op
 """
 
 import argparse
+import os
+import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from celery import Celery
 
@@ -74,12 +77,15 @@ def pgbench() -> float:
 
 
 def _baseline_env() -> dict[str, str]:
-    import os
-
+    """The baseline reads its own variables; a CELERY_BROKER_URL would override its broker."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DJANGO_"))}
-    host = PG_SERVER.rsplit("@", 1)[-1].split(":")[0]
-    user = PG_SERVER.split("//", 1)[1].split("@")[0] if "@" in PG_SERVER else "postgres"
-    env.update(BASELINE_DB=DB, PGHOST=host, PGUSER=user, BASELINE_BROKER=REDIS_URL)
+    server = urlsplit(PG_SERVER)
+    env.update(
+        BASELINE_DB=DB,
+        PGHOST=server.hostname or "127.0.0.1",
+        PGUSER=server.username or "postgres",
+        BASELINE_BROKER=REDIS_URL,
+    )
     return env
 
 
@@ -108,8 +114,6 @@ def bare_drf() -> dict:
 
 
 def _wait_port(port: int, proc: Proc) -> None:
-    import socket
-
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if not proc.alive():

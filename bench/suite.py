@@ -142,14 +142,11 @@ def _met(ok: bool | None) -> str:
 
 
 def _rss(r: dict) -> tuple[float, float] | None:
-    """The largest web worker and Celery process seen in any part."""
+    """The largest web worker (gunicorn's child) and Celery process seen in any part."""
     web, worker = [], []
     for name in ("ingest", "latency", "evaluate_1", "evaluate_2"):
-        rss = r.get(name, {}).get("rss", {})
-        for proc, figures in rss.items():
-            if proc in ("main", "child"):  # ingest: gunicorn itself
-                web.append(rss.get("child", 0))
-            elif proc == "web":
+        for proc, figures in r.get(name, {}).get("rss", {}).items():
+            if proc == "web":
                 web.append(figures["child"])
             else:
                 worker.append(max(figures.values()))
