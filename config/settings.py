@@ -175,6 +175,9 @@ TIERFLOW_WEBHOOK_SECRET = env("TIERFLOW_WEBHOOK_SECRET", default="")
 # Where webhook-channel message templates post (rule webhook actions name their own URL).
 TIERFLOW_WEBHOOK_URL = env("TIERFLOW_WEBHOOK_URL", default="")
 TIERFLOW_DELIVERY_MAX_ATTEMPTS = env.int("TIERFLOW_DELIVERY_MAX_ATTEMPTS", default=6)
+# Messages saved together (a batch's upgrades, a day's lapses) are published for delivery
+# this many to a task.
+TIERFLOW_DELIVERY_CHUNK = env.int("TIERFLOW_DELIVERY_CHUNK", default=50)
 TIERFLOW_DELIVERY_BACKOFF_SECONDS = env.float("TIERFLOW_DELIVERY_BACKOFF_SECONDS", default=30.0)
 TIERFLOW_DELIVERY_BACKOFF_MAX_SECONDS = env.float(
     "TIERFLOW_DELIVERY_BACKOFF_MAX_SECONDS", default=1800.0

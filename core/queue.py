@@ -11,7 +11,9 @@ logger = logging.getLogger(__name__)
 COALESCE_SECONDS = 5
 
 
-def enqueue(task: Task, *args: int | str | None, countdown: float | None = None) -> bool:
+def enqueue(
+    task: Task, *args: int | str | list[int] | None, countdown: float | None = None
+) -> bool:
     """Publish a task with ids only (`countdown`: run it no sooner than that many seconds
     from now). If the broker is unreachable (after the bounded publish retries in
     settings), log it and return False: the work is still recorded in the database, and a

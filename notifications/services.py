@@ -143,9 +143,7 @@ def notifications_save(notifications: list[Notification]) -> None:
     Notification.objects.bulk_create(notifications)
     due = [n.pk for n in notifications if n.status == Status.QUEUED and n.next_attempt_at is None]
     if due:
-        transaction.on_commit(
-            lambda: [deliver_enqueue(notification_id=pk) for pk in due], robust=True
-        )
+        transaction.on_commit(lambda: deliveries_enqueue(due), robust=True)
 
 
 def _held_text(until) -> str:
@@ -198,17 +196,25 @@ def webhook_queue(
     return notification
 
 
-def _deliver_after_commit(notification_id: int, countdown: float | None = None) -> None:
-    transaction.on_commit(
-        lambda: deliver_enqueue(notification_id=notification_id, countdown=countdown),
-        robust=True,
-    )
-
-
 def deliver_enqueue(*, notification_id: int, countdown: float | None = None) -> bool:
     from .tasks import deliver  # tasks import services
 
     return enqueue(deliver, notification_id, countdown=countdown)
+
+
+def deliveries_enqueue(ids: list[int]) -> None:
+    """Publish the deliveries of many messages due now: a task per chunk of
+    TIERFLOW_DELIVERY_CHUNK ids rather than one per message, since a batch that lapses a
+    thousand tiers would otherwise spend more time publishing than saving. Each message is
+    still claimed on its own, so a chunk's task that dies leaves the rest to the sweeper."""
+    from .tasks import deliver_many
+
+    if len(ids) == 1:
+        deliver_enqueue(notification_id=ids[0])
+        return
+    chunk = settings.TIERFLOW_DELIVERY_CHUNK
+    for start in range(0, len(ids), chunk):
+        enqueue(deliver_many, ids[start : start + chunk])
 
 
 @dataclass(frozen=True)
@@ -400,8 +406,8 @@ def notifications_requeue_stuck() -> int:
     ).update(status=Status.QUEUED, next_attempt_at=timezone.now())
     queued = selectors.notifications_stuck(status=Status.QUEUED, older_than=grace, limit=batch)
     ids = list(queued.values_list("pk", flat=True))
-    for notification_id in ids:
-        deliver_enqueue(notification_id=notification_id)
+    if ids:
+        deliveries_enqueue(ids)
     return len(ids)
 
 
@@ -417,8 +423,8 @@ def notifications_retry(*, ids: list[int]) -> int:
         Notification.objects.filter(pk__in=retried).update(
             status=Status.QUEUED, status_reason="", next_attempt_at=None
         )
-        for notification_id in retried:
-            _deliver_after_commit(notification_id)
+        if retried:
+            transaction.on_commit(lambda: deliveries_enqueue(retried), robust=True)
     return len(retried)
 
 

@@ -1,11 +1,21 @@
 from celery import shared_task
 
 from . import services
+from .models import Notification
 
 
 @shared_task
 def deliver(notification_id: int) -> str:
     return services.notification_deliver(notification_id=notification_id).status
+
+
+@shared_task
+def deliver_many(notification_ids: list[int]) -> int:
+    """Deliver a chunk of messages one after another; returns how many were sent."""
+    sent = Notification.Status.SENT
+    return sum(
+        services.notification_deliver(notification_id=pk).status == sent for pk in notification_ids
+    )
 
 
 @shared_task

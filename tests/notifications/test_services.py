@@ -9,6 +9,7 @@ from notifications.services import (
     notification_deliver,
     notification_queue,
     notifications_retry,
+    notifications_save,
 )
 from tests.factories import MemberFactory, NotificationTemplateFactory, TierFactory
 
@@ -42,6 +43,38 @@ def test_a_queued_message_is_delivered_after_commit(member, django_capture_on_co
     assert notification.provider == "console"
     assert notification.sent_at is not None
     assert notification.attempts == 1
+
+
+def test_messages_saved_together_are_published_a_chunk_to_a_task(
+    member, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given
+    from notifications import tasks
+
+    settings.TIERFLOW_DELIVERY_CHUNK = 4
+    published = []
+    publish = tasks.deliver_many.apply_async
+    monkeypatch.setattr(
+        tasks.deliver_many,
+        "apply_async",
+        lambda args, **kw: published.append(list(args[0])) or publish(args, **kw),
+    )
+    template = NotificationTemplateFactory(body="{{ member.name }}", channel="sms")
+    context = message_context(member=member)
+    built = [
+        notification_queue(member=member, template=template, context=context, save=False)
+        for _ in range(10)
+    ]
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        notifications_save(built)
+
+    # then
+    ids = [n.pk for n in built]
+    assert published == [ids[0:4], ids[4:8], ids[8:10]]
+    statuses = Notification.objects.filter(pk__in=ids).values_list("status", flat=True)
+    assert set(statuses) == {"sent"}
 
 
 def test_delivering_twice_sends_once(member, django_capture_on_commit_callbacks, caplog):
