@@ -140,6 +140,9 @@ def reset(fraction: float, today: date) -> int:
         (ClockOccurrence, ""),
     ):
         sql(f"DELETE FROM {model._meta.db_table} {where}")
+    # "id IN (the due set)" below is a hashed lookup only if the set fits in work_mem:
+    # at 1,000,000 due the default makes it a scan per row, and the reset takes hours.
+    sql("SET work_mem = '256MB'")
     sql(f"CREATE TABLE IF NOT EXISTS {DUE} (member_id integer PRIMARY KEY)")
     sql(f"TRUNCATE {DUE}")
     # Member k is due when floor((k+1)·f) steps up: floor(N·f) of them, evenly spread.
@@ -149,6 +152,7 @@ def reset(fraction: float, today: date) -> int:
             WHERE floor((id - first + 1) * %s::numeric) > floor((id - first) * %s::numeric)""",
         [fraction, fraction],
     )
+    sql(f"ANALYZE {DUE}")
     midnight = start_of_day(today)
     silver, gold = (Tier.objects.get(code=code).pk for code in ("silver", "gold"))
     ends = f"""CASE WHEN id IN (SELECT member_id FROM {DUE})
