@@ -1,4 +1,4 @@
-"""Coupons at the till: quote a basket, use a coupon on an order, give it back."""
+"""At the till: quote a basket, use a coupon on an order, give it back; spend points."""
 
 from decimal import Decimal
 
@@ -15,7 +15,8 @@ from members.api import TierSerializer
 from members.models import external_id_validator
 
 from .models import Coupon, Discount, Stacking
-from .selectors import checkout_quote, coupon_terms
+from .selectors import checkout_quote, coupon_terms, points_balance
+from .services import points as points_services
 from .services.coupons import CouponInUse, coupon_redeem, coupon_release
 
 AMOUNT = {"max_digits": 12, "decimal_places": 2}
@@ -184,3 +185,50 @@ class CouponReleaseView(APIView):
         except CouponInUse as exc:
             raise Conflict(str(exc)) from exc
         return Response(coupon_representation(coupon))
+
+
+class PointsRedeemSerializer(StrictSerializer):
+    idempotency_key = serializers.CharField(
+        max_length=64,
+        validators=[external_id_validator],
+        help_text="Unique per redemption, e.g. the till's transaction id; a retry sends it again.",
+    )
+    points = serializers.IntegerField(min_value=1, max_value=100_000_000)
+    reason = serializers.CharField(max_length=200, required=False, default="")
+
+
+class PointsRedemptionSerializer(serializers.Serializer):
+    idempotency_key = serializers.CharField(source="external_id")
+    points = serializers.SerializerMethodField()
+    reason = serializers.CharField()
+    balance = serializers.SerializerMethodField()
+    at = serializers.DateTimeField(source="created_at")
+
+    def get_points(self, entry) -> int:
+        return -entry.points
+
+    def get_balance(self, entry) -> int:
+        # The balance right after this redemption, so a replay answers as the first did:
+        # the member's entries are written under the member lock, so in id order.
+        return points_balance(member_id=entry.member_id, up_to_id=entry.pk)
+
+
+class PointsRedeemView(APIView):
+    @extend_schema(
+        operation_id="points_redeem",
+        request=PointsRedeemSerializer,
+        responses={
+            201: PointsRedemptionSerializer,
+            200: OpenApiResponse(PointsRedemptionSerializer, description="A replay."),
+        },
+    )
+    def post(self, request: Request, external_id: str) -> Response:
+        """Spend a member's points, oldest lots first. Never below zero: asking for more
+        than the balance is a 400 on `points`. Idempotent by `idempotency_key`: a retry
+        gets the recorded redemption (200), the key with other details a 409."""
+        serializer = PointsRedeemSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        entry, created = points_services.points_redeem(
+            member_external_id=external_id, **serializer.validated_data
+        )
+        return recorded(PointsRedemptionSerializer(entry).data, created)

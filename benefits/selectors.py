@@ -1,12 +1,12 @@
 from datetime import date, datetime
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
 from core.models import newest
 from core.money import money
+from members import selectors as member_selectors
 from members.models import Member, Tag, Tier
 
 from .models import Coupon, CouponTemplate, Discount, GrowthEntry, PointsEntry, Stacking
@@ -196,9 +196,7 @@ def checkout_quote(*, member_external_id: str, amount: Decimal, coupon_codes: li
     the quote takes whichever gives the most, the best exclusive coupon alone or all the
     stackable ones. Minimum spends are judged on `amount`, before any discount; percent
     coupons take their share of the amount after the tier discount."""
-    member = Member.objects.select_related("tier").filter(external_id=member_external_id).first()
-    if member is None:
-        raise ValidationError({"member": f"No member with external id '{member_external_id}'."})
+    member = member_selectors.member_get(external_id=member_external_id)
     amount = money(amount)
     tier = member.tier
     percent = tier.discount_percent if tier else Decimal(0)

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "benefits",
     "notifications",
     "rules",
+    "profiles",
 ]
 
 MIDDLEWARE = [

@@ -3,24 +3,18 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
-from benefits.api import CheckoutQuoteView, CouponRedeemView, CouponReleaseView
+from benefits.api import CheckoutQuoteView, CouponRedeemView, CouponReleaseView, PointsRedeemView
 from config.health import health
-from members.api import (
-    ConsentView,
-    EngagementCreateView,
-    MemberDetailView,
-    MemberTimelineView,
-    MemberUpsertView,
-    OptOutView,
-    PointsRedeemView,
-)
+from members.api import EngagementCreateView
 from notifications.api import (
     AliyunReceiptView,
     DeviceDeactivateView,
     DeviceRegisterView,
+    OptOutView,
     TwilioStatusCallbackView,
 )
 from orders.api import OrderCreateView, RefundCreateView
+from profiles.api import ConsentView, MemberDetailView, MemberTimelineView, MemberUpsertView
 
 api = [
     path("orders/", OrderCreateView.as_view(), name="order-create"),

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.validators import UniqueValidator
 
+from .errors import NotFound
 from .idempotency import SubjectConflict
 
 
@@ -81,12 +82,14 @@ class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 
 class ExceptionHandler(StandardExceptionHandler):
-    """Services raise Django's ValidationError, reported as field errors, and
-    SubjectConflict, reported as a 409."""
+    """Services raise Django's ValidationError, reported as field errors, NotFound, a 404,
+    and SubjectConflict, a 409."""
 
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, SubjectConflict):
             return Conflict(str(exc))
+        if isinstance(exc, NotFound):
+            return exceptions.NotFound(str(exc))
         if isinstance(exc, (OperationalError, InterfaceError)):
             # A dropped connection (a database restart) or a lock timeout: nothing was
             # recorded, and a retry of the same request is safe (idempotent by id).

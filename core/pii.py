@@ -3,14 +3,29 @@
 import logging
 import re
 
+import phonenumbers
+from django.conf import settings
+
 PHONE_RE = re.compile(r"(?<![\d+])(?:\+\d{8,15}|1[3-9]\d{9})(?!\d)")
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 def mask_phone(phone: str) -> str:
-    """'13800138000' -> '138****8000'; short numbers keep only their last two digits."""
+    """'+8613800138000' -> '138****8000' (a number of the default country as it is read
+    there), '+85291234567' -> '+852 912*4567'; short numbers keep only their last two
+    digits."""
     if not phone:
         return ""
+    if phone.startswith("+"):
+        try:
+            number = phonenumbers.parse(phone)
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is not None:
+            national = mask_phone(phonenumbers.national_significant_number(number))
+            if str(number.country_code) == settings.TIERFLOW_SMS_DEFAULT_COUNTRY_CODE:
+                return national
+            return f"+{number.country_code} {national}"
     if len(phone) >= 8:
         return f"{phone[:3]}{'*' * (len(phone) - 7)}{phone[-4:]}"
     return f"{'*' * (len(phone) - 2)}{phone[-2:]}"

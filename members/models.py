@@ -10,14 +10,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.days import next_midnight
+from core.errors import NotFound
 from core.models import Evaluable
+
+from .phones import PhoneField, phone_validator
 
 # External ids appear in URLs (/api/v1/members/<external_id>/), so no slashes or spaces.
 external_id_validator = RegexValidator(
     r"^[^/\s]+$", _("Use letters, digits and punctuation other than '/', without spaces.")
-)
-phone_validator = RegexValidator(
-    r"^\+?[0-9]{6,15}$", _("Enter a phone number of 6 to 15 digits, optionally starting with '+'.")
 )
 
 
@@ -176,7 +176,7 @@ class Member(models.Model):
         _("external id"), max_length=64, unique=True, validators=[external_id_validator]
     )
     name = models.CharField(_("name"), max_length=100, blank=True)
-    phone = models.CharField(_("phone"), max_length=16, blank=True, validators=[phone_validator])
+    phone = PhoneField(_("phone"), blank=True, validators=[phone_validator])
     email = models.EmailField(_("e-mail"), blank=True)
     tier = models.ForeignKey(
         Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="members"
@@ -254,6 +254,14 @@ class Member(models.Model):
     def happened_at(self) -> datetime:
         """When the member joined the programme (when the record was created)."""
         return self.created_at or timezone.now()
+
+
+class MemberNotFound(Member.DoesNotExist, NotFound):
+    """No member has the external id a client gave (in a URL or a request body)."""
+
+    def __init__(self, external_id: str) -> None:
+        super().__init__(f"No member with external id '{external_id}'.")
+        self.external_id = external_id
 
 
 class TierChange(Evaluable):

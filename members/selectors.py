@@ -4,7 +4,7 @@ from django.db.models import Count, Q
 
 from core.models import newest
 
-from .models import EngagementEvent, Member, Tier, TierChange
+from .models import EngagementEvent, Member, MemberNotFound, Tier, TierChange
 
 
 def tier_base() -> Tier | None:
@@ -36,8 +36,13 @@ def member_engagement_counts(
     return {window: row[f"w{index}"] for index, window in enumerate(ordered)}
 
 
-def member_get(*, external_id: str) -> Member | None:
-    return Member.objects.select_related("tier").filter(external_id=external_id).first()
+def member_get(*, external_id: str) -> Member:
+    """The member with this external id, with their tier; MemberNotFound if none (the
+    one lookup by external id: the API answers 404)."""
+    member = Member.objects.select_related("tier").filter(external_id=external_id).first()
+    if member is None:
+        raise MemberNotFound(external_id)
+    return member
 
 
 def tier_change_timeline(*, member_id: int, before=None, limit: int) -> list[dict]:

@@ -18,7 +18,15 @@ from core.idempotency import payload_fingerprint, record_once
 from core.upsert import upsert
 
 from .journal import events_recorded, member_event_recorded
-from .models import EngagementEvent, EngagementKind, Member, Tag, Tier, TierChange
+from .models import (
+    EngagementEvent,
+    EngagementKind,
+    Member,
+    MemberNotFound,
+    Tag,
+    Tier,
+    TierChange,
+)
 from .selectors import tier_base
 
 MEMBER_DETAIL_FIELDS = ("name", "phone", "email", "birthday", "language")
@@ -357,7 +365,7 @@ def member_lock_for_event(member: str | dict) -> Member:
         try:
             return Member.objects.select_for_update().only(*JOURNAL_FIELDS).get(external_id=member)
         except Member.DoesNotExist:
-            raise ValidationError({"member": f"No member with external id '{member}'."}) from None
+            raise MemberNotFound(member) from None
     details = dict(member)
     # A new member's row was inserted by this transaction, so it is locked by it too.
     return member_upsert(external_id=details.pop("external_id"), lock=True, **details)[0]

@@ -1,4 +1,5 @@
-"""Providers' delivery reports, and the app installations that receive push messages.
+"""Providers' delivery reports, the app installations that receive push messages, and
+marketing opt-outs.
 
 The callbacks take no API key: each proves itself, Twilio by signing the request with
 our auth token, Aliyun by the shared token in the URL. They answer 2xx to every report
@@ -10,7 +11,12 @@ import logging
 
 from django.conf import settings
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import FormParser, JSONParser
@@ -21,6 +27,8 @@ from rest_framework.views import APIView
 
 from core.api import StrictSerializer, recorded
 from members import selectors as member_selectors
+from members.api import phone_cleaned
+from members.models import external_id_validator
 
 from . import services
 from .models import Device
@@ -168,8 +176,6 @@ class DeviceRegisterView(APIView):
         token (it moves to this member if another had it: a shared phone). Push goes to
         the member's active device registered or refreshed most recently."""
         member = member_selectors.member_get(external_id=external_id)
-        if member is None:
-            raise Http404(f"No member with external id '{external_id}'.")
         serializer = DeviceRegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         device, created = services.device_register(member=member, **serializer.validated_data)
@@ -186,3 +192,63 @@ class DeviceDeactivateView(APIView):
         an unknown or already inactive token is a 204 too."""
         services.device_deactivate(token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+MESSAGING_CHANNELS = ["sms", "push", "email"]
+
+
+class ConsentSerializer(StrictSerializer):
+    channel = serializers.ChoiceField(choices=MESSAGING_CHANNELS)
+    granted = serializers.BooleanField()
+    source = serializers.CharField(
+        max_length=50, help_text="Where the choice was made: app, till, website, sms-reply…"
+    )
+
+
+class OptOutSerializer(StrictSerializer):
+    phone = serializers.CharField(max_length=24, required=False, allow_blank=False)
+    member = serializers.CharField(
+        max_length=64, required=False, validators=[external_id_validator]
+    )
+    channel = serializers.ChoiceField(choices=MESSAGING_CHANNELS, default="sms")
+    source = serializers.CharField(max_length=50, default="opt-out")
+
+    def validate_phone(self, value: str) -> str:
+        return phone_cleaned(value)
+
+    def validate(self, attrs: dict) -> dict:
+        if bool(attrs.get("phone")) == bool(attrs.get("member")):
+            raise serializers.ValidationError(
+                {"phone": "Give either the phone number or the member, not both."}
+            )
+        return attrs
+
+
+class OptOutView(APIView):
+    @extend_schema(
+        operation_id="consents_opt_out",
+        request=OptOutSerializer,
+        responses={
+            200: inline_serializer("OptOut", {"members": serializers.IntegerField()}),
+            404: OpenApiResponse(description="No member has this phone number or id."),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        """Withdraw marketing consent, as when a member replies "T" to an SMS: by phone
+        number (every member with it) or by member. Idempotent: withdrawing again records
+        the reply again and changes nothing else."""
+        serializer = OptOutSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        member = (
+            member_selectors.member_get(external_id=data["member"]) if data.get("member") else None
+        )
+        count = services.consent_opt_out(
+            phone=data.get("phone", ""),
+            member=member,
+            channel=data["channel"],
+            source=data["source"],
+        )
+        if not count:
+            raise Http404("No member has this phone number.")
+        return Response({"members": count})

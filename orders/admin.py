@@ -7,7 +7,6 @@ from django.utils.translation import ngettext
 
 from core.admin import ReadOnlyAdmin
 from core.idempotency import SubjectConflict
-from members import journal
 
 from . import services
 from .models import Order, Refund
@@ -104,10 +103,7 @@ class OrderAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Evaluate the rules for these orders now"))
     def evaluate_now(self, request, queryset) -> None:
-        pending = queryset.filter(seq__gt=F("member__evaluated_seq"))
-        member_ids = sorted(set(pending.values_list("member_id", flat=True)))
-        journal.members_evaluation_requested(member_ids=member_ids)
-        sent = pending.count()
+        sent = services.orders_evaluate_now(order_ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(
             request,
             ngettext("%d order queued for evaluation.", "%d orders queued for evaluation.", sent)

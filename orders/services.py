@@ -5,9 +5,11 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from core.idempotency import payload_fingerprint, record_once, replayed
+from members import journal
 from members import services as member_services
 
 from .models import Order, Refund
@@ -142,3 +144,13 @@ def refund_record(
         return refund
 
     return record_once(Refund, external_id=external_id, payload_hash=payload_hash, create=create)
+
+
+def orders_evaluate_now(*, order_ids: list[int]) -> int:
+    """Ask for the evaluation of those of these orders still waiting for it (an operator's
+    nudge after an outage); returns how many there were."""
+    pending = Order.objects.filter(pk__in=order_ids, seq__gt=F("member__evaluated_seq"))
+    journal.members_evaluation_requested(
+        member_ids=sorted(set(pending.values_list("member_id", flat=True)))
+    )
+    return pending.count()

@@ -8,11 +8,10 @@ from typing import Any
 from rest_framework.fields import DateTimeField
 
 from benefits.selectors import coupon_timeline, growth_timeline, points_timeline
+from members.selectors import engagement_timeline, tier_change_timeline
 from notifications.selectors import notification_timeline
 from orders.selectors import order_timeline, refund_timeline
 from rules.selectors.timeline import firing_timeline
-
-from .selectors import engagement_timeline, tier_change_timeline
 
 SOURCES = (
     order_timeline,

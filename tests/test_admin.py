@@ -1,10 +1,14 @@
+from decimal import Decimal
+
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
+from django.utils import timezone
 
 from benefits.models import EarningPolicy
 from members.models import Member, Tier
 from orders.models import Order
+from orders.services import order_record
 from rules.models import Rule
 from tests.factories import rule_form
 
@@ -67,14 +71,24 @@ def test_personal_data_is_masked_without_the_permission(client, member_with_hist
         assert "138****8000" in page
 
 
-def test_with_the_permission_the_detail_is_unmasked(client, member_with_history):
+def test_with_the_permission_the_list_and_the_detail_are_unmasked(client, member_with_history):
+    # given
     user = User.objects.create_user("manager", password="pw", is_staff=True)
     user.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_member", "change_member", "view_member_pii"])
     )
     client.force_login(user)
-    page = client.get(reverse("admin:members_member_change", args=[member_with_history.pk]))
-    assert "13800138000" in page.content.decode()
+
+    # when
+    listing = client.get(reverse("admin:members_member_changelist")).content.decode()
+    detail = client.get(
+        reverse("admin:members_member_change", args=[member_with_history.pk])
+    ).content.decode()
+
+    # then: one rule on every screen, the permission decides
+    for page in (listing, detail):
+        assert "+8613800138000" in page
+        assert "王先生" in page
 
 
 def test_an_operator_creates_a_rule_with_conditions_and_actions(admin_client, seed):
@@ -147,6 +161,33 @@ def test_an_operator_records_an_order_by_hand(
     member_with_history.refresh_from_db()
     assert member_with_history.order_count == 2
     assert Order.objects.get(external_id="SO-HAND").is_evaluated
+
+
+def test_an_operator_has_waiting_orders_evaluated_now(
+    admin_client, seed, django_capture_on_commit_callbacks
+):
+    # given: recorded while no evaluation ran (its task never published)
+    order, _ = order_record(
+        external_id="SO-LATE",
+        member={"external_id": "M-LATE"},
+        amount=Decimal("2500.00"),
+        currency="CNY",
+        placed_at=timezone.now(),
+    )
+    waiting = Order.objects.get(pk=order.pk).is_evaluated
+
+    # when
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin_client.post(
+            reverse("admin:orders_order_changelist"),
+            {"action": "evaluate_now", "_selected_action": [order.pk]},
+        )
+
+    # then
+    assert response.status_code == 302
+    assert waiting is False
+    assert Order.objects.get(pk=order.pk).is_evaluated
+    assert Member.objects.get(external_id="M-LATE").tier.code == "silver"
 
 
 def test_orders_cannot_be_deleted(admin_client, member_with_history):

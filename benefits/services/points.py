@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from core.idempotency import payload_fingerprint, record_once
 from core.upsert import upsert
+from members import selectors as member_selectors
 from members import services as member_services
 from members.models import Member
 from orders.models import Order
@@ -122,9 +123,7 @@ def points_redeem(
     payload_hash = payload_fingerprint(member=member_external_id, points=points, reason=reason)
 
     def create() -> PointsEntry:
-        found = Member.objects.filter(external_id=member_external_id).first()
-        if found is None:
-            raise Member.DoesNotExist(f"No member with external id '{member_external_id}'.")
+        found = member_selectors.member_get(external_id=member_external_id)
         member = member_services.member_lock(member_id=found.pk)
         points_expire(member_ids=[member.pk], at=timezone.now())
         balance = points_balance(member_id=member.pk)

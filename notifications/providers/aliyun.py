@@ -17,6 +17,8 @@ from urllib.parse import quote
 
 from django.conf import settings
 
+from members.phones import phone_national
+
 from . import OutgoingMessage, ProviderError
 from .common import call, failure, json_or_empty, transient_status
 
@@ -69,7 +71,7 @@ class AliyunSmsProvider:
             "Action": "SendSms",
             "Format": "JSON",
             # Aliyun wants mainland numbers bare, others with their country code, no "+".
-            "PhoneNumbers": message.recipient.removeprefix("+"),
+            "PhoneNumbers": phone_national(message.recipient),
             "SignName": settings.TIERFLOW_ALIYUN_SMS_SIGN_NAME,
             "TemplateCode": settings.TIERFLOW_ALIYUN_SMS_TEMPLATE_CODE,
             "TemplateParam": json.dumps(

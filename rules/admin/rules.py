@@ -2,6 +2,8 @@
 one change (versioned, with history) through rule_upsert; and on each rule's page the
 tools to preview, test, simulate and apply it."""
 
+import contextlib
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,7 +19,8 @@ from django.utils.translation import gettext_lazy as _
 
 from core.admin import sees_pii
 from core.pii import mask_name
-from members.models import Member
+from members import selectors as member_selectors
+from members.models import MemberNotFound
 
 from .. import logic
 from ..models import Rule, RuleAction, RuleCondition, RuleJob, RuleRevision
@@ -281,7 +284,10 @@ class RuleAdmin(admin.ModelAdmin):
     def test_view(self, request: HttpRequest, rule_id: int) -> HttpResponse:
         rule = self._rule(request, rule_id)
         external_id = request.GET.get("member", "").strip()
-        member = Member.objects.filter(external_id=external_id).first() if external_id else None
+        member = None
+        if external_id:
+            with contextlib.suppress(MemberNotFound):
+                member = member_selectors.member_get(external_id=external_id)
         explanation = rule_explain(rule, member) if member else None
         return self._render(
             request,

@@ -9,7 +9,8 @@ from core.pii import RedactPiiFilter, mask_email, mask_name, mask_phone
     ("phone", "masked"),
     [
         ("13800138000", "138****8000"),
-        ("+8613800138000", "+86*******8000"),
+        ("+8613800138000", "138****8000"),  # the default country's, as read there
+        ("+85291234567", "+852 912*4567"),
         ("12345", "***45"),
         ("", ""),
     ],

@@ -28,7 +28,7 @@ def test_posting_a_new_member_creates_them_on_the_base_tier(api, seed):
     assert body["birthday"] == "1990-05-06"
     member = Member.objects.get(external_id="M-1")
     assert member.joined_at == joined
-    assert (member.birthday, member.phone) == (date(1990, 5, 6), "13900001111")
+    assert (member.birthday, member.phone) == (date(1990, 5, 6), "+8613900001111")
 
 
 def test_posting_a_known_member_updates_the_details_given_only(api, seed):
@@ -43,7 +43,11 @@ def test_posting_a_known_member_updates_the_details_given_only(api, seed):
     # then
     assert response.status_code == 200
     member = Member.objects.get(external_id="M-1")
-    assert (member.name, member.phone, member.email) == ("李女士", "13900001111", "li@example.com")
+    assert (member.name, member.phone, member.email) == (
+        "李女士",
+        "+8613900001111",
+        "li@example.com",
+    )
     assert member.joined_at > timezone.now() - timedelta(minutes=1)  # joining date kept
 
 

@@ -111,7 +111,7 @@ def test_an_invalid_number_fails_at_once_without_the_number_in_the_reason(fake_a
 
     # then
     assert (notification.status, notification.attempts) == ("failed", 1)
-    assert notification.status_reason.startswith("twilio: error 21211: The 'To' number +86")
+    assert notification.status_reason.startswith("twilio: error 21211: The 'To' number 138****8000")
     assert "13800138000" not in notification.status_reason
     assert "8000" in notification.status_reason
 

@@ -34,7 +34,7 @@ def test_recording_an_order_creates_the_member_and_updates_totals(api, seed):
     assert member.lifetime_spend == Decimal("1500.50")
     assert member.order_count == 1
     assert member.tier.code == "regular"
-    assert member.phone == "13800138000"
+    assert member.phone == "+8613800138000"
     assert Order.objects.get(external_id="SO-1").is_evaluated
 
 
@@ -65,7 +65,7 @@ def test_member_details_on_a_later_order_update_the_member(api, seed):
     assert (member.name, member.email, member.phone) == (
         "王小明",
         "wang@example.com",
-        "13800138000",
+        "+8613800138000",
     )
 
 
@@ -120,7 +120,6 @@ def test_a_different_payload_for_a_recorded_order_is_a_conflict(api, seed):
         ({"placed_at": "1999-12-31T23:00:00Z"}, "placed_at"),
         ({"external_id": ""}, "external_id"),
         ({"external_id": "SO/1"}, "external_id"),
-        ({"member": "M-404"}, "member"),
         ({"member": ""}, "member"),
         ({"member": 42}, "member"),
         ({"member": {"name": "no id"}}, "member.external_id"),

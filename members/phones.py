@@ -1,0 +1,77 @@
+"""Phone numbers in one form everywhere: E.164 (+8613800138000). The API, the admin, the
+opt-out lookup and the providers all go through phone_normalised, by way of PhoneField,
+which stores and looks numbers up normalised whatever form they were given in."""
+
+import unicodedata
+
+import phonenumbers
+from django import forms
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+SEPARATORS = str.maketrans("", "", " -().")
+
+phone_validator = RegexValidator(
+    r"^\+[1-9][0-9]{5,14}$",
+    _(
+        "Enter a phone number: 11 digits for mainland China (13800138000), or '+' and the "
+        "country code for another country (+85291234567)."
+    ),
+)
+
+
+def phone_normalised(value: str) -> str:
+    """`value` in E.164. Full-width digits (１３８…, common in Chinese input) and
+    separators are accepted; a number without '+' or '00' belongs to the default country
+    (TIERFLOW_SMS_DEFAULT_COUNTRY_CODE, 86). What is not a possible phone number comes
+    back only cleaned, for phone_validator to refuse."""
+    text = unicodedata.normalize("NFKC", value or "").strip().translate(SEPARATORS)
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    country = int(settings.TIERFLOW_SMS_DEFAULT_COUNTRY_CODE)
+    try:
+        number = phonenumbers.parse(text, phonenumbers.region_code_for_country_code(country))
+    except phonenumbers.NumberParseException:
+        return text
+    if not phonenumbers.is_possible_number(number):
+        return text
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def phone_national(phone: str) -> str:
+    """A stored number as a provider of the default country wants it: national digits
+    for that country (13800138000), country code and number for the others."""
+    prefix = f"+{settings.TIERFLOW_SMS_DEFAULT_COUNTRY_CODE}"
+    return phone.removeprefix(prefix) if phone.startswith(prefix) else phone.removeprefix("+")
+
+
+class PhoneFormField(forms.CharField):
+    def to_python(self, value):
+        value = super().to_python(value)
+        return phone_normalised(value) if value else value
+
+
+class PhoneField(models.CharField):
+    """A phone number saved, updated and looked up in E.164."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("max_length", 16)
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return phone_normalised(value) if value else value
+
+    def get_prep_value(self, value):
+        value = super().get_prep_value(value)
+        return phone_normalised(value) if value else value
+
+    def pre_save(self, model_instance, add):
+        value = phone_normalised(getattr(model_instance, self.attname))
+        setattr(model_instance, self.attname, value)
+        return value
+
+    def formfield(self, **kwargs):
+        return super().formfield(**{"form_class": PhoneFormField, **kwargs})
