@@ -9,6 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.days import next_midnight
+from core.models import Job
 from members.models import EngagementEvent, Member, Tag, Tier
 from orders.models import Order
 
@@ -380,15 +381,9 @@ class GrowthEntry(models.Model):
         return f"{self.points:+d} {self.get_kind_display()}"
 
 
-class CouponIssueJob(models.Model):
+class CouponIssueJob(Job):
     """An operator's bulk issue of a template to the members a filter selects, run in the
     background in chunks; progress is kept on the row for the admin to show."""
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", _("queued")
-        RUNNING = "running", _("running")
-        DONE = "done", _("done")
-        FAILED = "failed", _("failed")
 
     template = models.ForeignKey(CouponTemplate, on_delete=models.PROTECT, related_name="jobs")
     # The filter: every member matching all the given criteria.
@@ -403,29 +398,18 @@ class CouponIssueJob(models.Model):
     min_lifetime_spend = models.DecimalField(
         _("lifetime spend at least"), max_digits=14, decimal_places=2, null=True, blank=True
     )
-    status = models.CharField(
-        _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
-    )
     total = models.PositiveIntegerField(_("members selected"), default=0)
     processed = models.PositiveIntegerField(_("members done"), default=0)
     issued = models.PositiveIntegerField(_("coupons issued"), default=0)
     skipped = models.PositiveIntegerField(_("skipped (limit or budget reached)"), default=0)
-    cursor = models.PositiveBigIntegerField(default=0, editable=False)  # last member id done
-    error = models.TextField(_("error"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Job.Meta):
         verbose_name = _("bulk coupon issue")
         verbose_name_plural = _("bulk coupon issues")
 
     def __str__(self) -> str:
         return f"{self.template} #{self.pk}"
-
-    @property
-    def percent_done(self) -> int:
-        return 100 if not self.total else min(100, self.processed * 100 // self.total)

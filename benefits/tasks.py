@@ -17,7 +17,9 @@ def run_coupon_issue_job(job_id: int) -> str:
 def sweep_coupon_issue_jobs() -> int:
     """Publish again the bulk issues whose task was lost: never published (broker down)
     or lost with its worker."""
+    # A chunk takes seconds and beats the job's heart: silent for the grace period, the
+    # job's task is lost.
+    grace = timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS)
     return coupon_jobs.coupon_issue_jobs_resume(
-        older_than=timedelta(seconds=settings.TIERFLOW_PENDING_GRACE_SECONDS),
-        limit=settings.TIERFLOW_SWEEP_BATCH,
+        queued_for=grace, silent_for=grace, limit=settings.TIERFLOW_SWEEP_BATCH
     )

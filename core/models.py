@@ -1,6 +1,7 @@
 from datetime import datetime
 
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -30,3 +31,37 @@ def newest(queryset, *, at: str, before: datetime | None, limit: int):
     if before is not None:
         queryset = queryset.filter(**{f"{at}__lt": before})
     return queryset.order_by(f"-{at}", "-pk")[:limit]
+
+
+class Job(models.Model):
+    """An operator's background job over many members (a rule applied or simulated, a
+    bulk coupon issue; imports and exports next), run by core.jobs in chunks: its
+    progress, its cursor (the last member id done) and its sign of life are on the row."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
+
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
+    )
+    total = models.PositiveIntegerField(_("to do"), default=0)
+    processed = models.PositiveIntegerField(_("done"), default=0)
+    cursor = models.PositiveBigIntegerField(default=0, editable=False)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("started"), default=timezone.now)
+    # Moved on by every task that works on the job: the sweeper's sign of life.
+    heartbeat_at = models.DateTimeField(default=timezone.now, editable=False)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def percent_done(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return min(100, self.processed * 100 // self.total) if self.total else 0

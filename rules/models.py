@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from benefits.models import CouponTemplate
+from core.models import Job
 from members.models import MAX_DAYS, EngagementEvent, EngagementKind, Member, Tag, Tier
 from notifications.models import Channel, NotificationTemplate
 from orders.models import Order
@@ -408,18 +409,12 @@ class RuleRevision(models.Model):
         ]
 
 
-class RuleJob(models.Model):
+class RuleJob(Job):
     """A background job an operator started on a rule, with its progress and result."""
 
     class Kind(models.TextChoices):
         APPLY = "apply", _("apply to existing members")
         SIMULATE = "simulate", _("simulate on past orders")
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", _("queued")
-        RUNNING = "running", _("running")
-        DONE = "done", _("done")
-        FAILED = "failed", _("failed")
 
     kind = models.CharField(_("job"), max_length=10, choices=Kind.choices)
     rule = models.ForeignKey(Rule, on_delete=models.CASCADE, related_name="jobs")
@@ -430,36 +425,17 @@ class RuleJob(models.Model):
         blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(MAX_DAYS)],
     )
-    status = models.CharField(
-        _("status"), max_length=10, choices=Status.choices, default=Status.QUEUED
-    )
-    total = models.PositiveIntegerField(_("to do"), default=0)
-    processed = models.PositiveIntegerField(_("done"), default=0)
-    # The last member id an "apply" job has handled: it resumes from here.
-    cursor = models.PositiveBigIntegerField(default=0, editable=False)
     result = models.JSONField(_("result"), default=dict, blank=True)
-    error = models.TextField(_("error"), blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
-    created_at = models.DateTimeField(_("started"), default=timezone.now)
-    # Moved on by every task that works on the job: the sweeper's sign of life.
-    heartbeat_at = models.DateTimeField(default=timezone.now, editable=False)
-    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at", "-id"]
+    class Meta(Job.Meta):
         verbose_name = _("rule job")
         verbose_name_plural = _("rule jobs")
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.rule.code}"
-
-    @property
-    def percent_done(self) -> int:
-        if self.status == self.Status.DONE:
-            return 100
-        return int(100 * self.processed / self.total) if self.total else 0
 
 
 class ClockOccurrence(models.Model):

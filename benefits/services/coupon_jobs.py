@@ -1,11 +1,9 @@
 """Bulk issue: an operator gives a template's coupon to every member a filter selects.
 
-The job runs in the background in chunks of members, in id order, one task per chunk;
-each member is handled in a transaction of its own under their row lock, so the job never
-holds many locks or a long transaction. The job row is the record of the work: its cursor
-(the last member id done) moves on with a conditional update, so a task delivered twice,
-or re-published by the sweeper while another still runs, does a chunk at most once; and
-a member gets at most one coupon from a job (a unique constraint backs that up)."""
+The job runs through the job runner (core.jobs) in chunks of members, in id order, one
+task per chunk; each member is handled in a transaction of its own under their row lock,
+so the job never holds many locks or a long transaction. A member gets at most one coupon
+from a job (a unique constraint backs that up), so a chunk run twice issues nothing more."""
 
 import logging
 from contextlib import suppress
@@ -15,12 +13,13 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Max, QuerySet
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models import F, QuerySet
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from core.queue import enqueue, tasks_run_in_process
+from core.jobs import MORE, job_advance, job_finish, job_run, jobs_resume
+from core.queue import enqueue
 from members import services as member_services
 from members.models import Member, Tag, Tier
 
@@ -29,7 +28,6 @@ from ..selectors import members_for_coupon_issue
 from .coupons import CouponUnavailable, coupon_issue
 
 logger = logging.getLogger(__name__)
-MORE = "more"  # a chunk is done and more members remain
 Status = CouponIssueJob.Status
 # Members one task handles before handing over to the next: a few seconds of work, well
 # within the task time limit, and progress the admin can show as it goes.
@@ -87,29 +85,11 @@ def coupon_issue_job_run(*, job_id: int) -> str:
     """Run the next chunk of a job; returns its status. Safe to run twice, or twice at
     once: a finished job is left alone, and a chunk counts only for the task that moves
     the cursor past it."""
-    if not CouponIssueJob.objects.filter(
-        pk=job_id, status__in=[Status.QUEUED, Status.RUNNING]
-    ).update(status=Status.RUNNING):
-        return CouponIssueJob.objects.get(pk=job_id).status
-    try:
-        # In-process (the demo), chunks run in a loop: a chain of nested tasks would
-        # overflow the stack on a large job.
-        while (status := _issue_chunk(_job(job_id))) == MORE and tasks_run_in_process():
-            pass
-        if status == MORE:
-            _continue(job_id)
-            return Status.RUNNING
-        return status
-    except Exception as exc:
-        logger.exception("coupon issue job #%s failed", job_id)
-        CouponIssueJob.objects.filter(pk=job_id).update(
-            status=Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
-        )
-        return Status.FAILED
+    return job_run(CouponIssueJob, job_id, step=_issue_chunk, publish=_continue, load=_load)
 
 
-def _job(job_id: int) -> CouponIssueJob:
-    return CouponIssueJob.objects.select_related("template", "tier", "tag").get(pk=job_id)
+def _load(pk: int) -> CouponIssueJob:
+    return CouponIssueJob.objects.select_related("template", "tier", "tag").get(pk=pk)
 
 
 def _issue_chunk(job: CouponIssueJob) -> str:
@@ -125,9 +105,10 @@ def _issue_chunk(job: CouponIssueJob) -> str:
         # Counted from the coupons themselves, so coupons a task issued before it died
         # count once, as issued, however often their chunk is run again.
         issued = Coupon.objects.filter(job=job).count()
-        moved = CouponIssueJob.objects.filter(pk=job.pk, cursor=job.cursor).update(
+        moved = job_advance(
+            job,
             cursor=member_ids[-1],
-            processed=F("processed") + len(member_ids),
+            done=len(member_ids),
             issued=issued,
             skipped=Greatest(F("processed") + len(member_ids) - issued, 0),
         )
@@ -137,10 +118,7 @@ def _issue_chunk(job: CouponIssueJob) -> str:
         return MORE
     # Members who left the filter while the job ran were never reached: the job is
     # complete at what it processed.
-    CouponIssueJob.objects.filter(pk=job.pk, status=Status.RUNNING).update(
-        status=Status.DONE, total=F("processed"), finished_at=timezone.now()
-    )
-    return Status.DONE
+    return job_finish(job, total=F("processed"))
 
 
 def _issue_to(job: CouponIssueJob, member_id: int) -> None:
@@ -154,20 +132,13 @@ def _issue_to(job: CouponIssueJob, member_id: int) -> None:
             coupon_issue(member=member, template=job.template, job=job)
 
 
-def coupon_issue_jobs_resume(*, older_than: timedelta, limit: int) -> int:
-    """Publish again the jobs left unfinished with no sign of life for `older_than`: their
-    task was never published (the broker was down) or was lost with its worker. A job that
-    is in fact still running loses nothing: of two tasks on one chunk only one counts."""
-    cutoff = timezone.now() - older_than
-    stalled = list(
-        CouponIssueJob.objects.filter(status__in=[Status.QUEUED, Status.RUNNING])
-        .annotate(last_issue=Coalesce(Max("coupons__issued_at"), F("created_at")))
-        .filter(last_issue__lte=cutoff)
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
+def coupon_issue_jobs_resume(*, queued_for: timedelta, silent_for: timedelta, limit: int) -> int:
+    """Publish again the jobs whose task was lost (core.jobs.jobs_resume). A job that is
+    in fact still running loses nothing: of two tasks on one chunk only one counts."""
+    return jobs_resume(
+        CouponIssueJob,
+        publish=_continue,
+        queued_for=queued_for,
+        silent_for=silent_for,
+        limit=limit,
     )
-    for job_id in stalled:
-        _continue(job_id)
-    if stalled:
-        logger.info("re-published coupon issue jobs %s", ", ".join(map(str, stalled)))
-    return len(stalled)

@@ -1,30 +1,27 @@
 """Operators' background jobs on a rule: apply it to the members who already qualify, or
 simulate it on past data. Progress is kept on the job row for the admin to show."""
 
-import logging
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
-from django.utils import timezone
+from django.db.models import F
 from django.utils.translation import gettext
 
-from core.queue import enqueue, tasks_run_in_process
+from core.jobs import MORE, job_advance, job_finish, job_progress, job_run, jobs_resume
+from core.queue import enqueue
 
-from ..models import Rule, RuleJob
+from ..models import Rule, RuleFiring, RuleJob
 from ..selectors.preview import members_matching
 from ..selectors.simulation import rule_simulate
 from .evaluation import members_apply_rule
 
-logger = logging.getLogger(__name__)
 Status = RuleJob.Status
 # Members an "apply" task handles before handing over to the next task: short tasks,
 # well within the broker's visibility timeout, and a job that resumes where it stopped.
 APPLY_CHUNK = 1000
-MORE = "more"  # a chunk is done and more members remain
 
 
 def rule_job_start(
@@ -66,95 +63,54 @@ def _continue(job_id: int) -> None:
 
 
 def rule_job_run(*, job_id: int) -> str:
-    """Run (a chunk of) a job. Safe to run twice: a finished job is left alone, and
-    firings are unique per member and job."""
-    if not RuleJob.objects.filter(pk=job_id, status__in=[Status.QUEUED, Status.RUNNING]).update(
-        status=Status.RUNNING, heartbeat_at=timezone.now()
-    ):
-        return RuleJob.objects.get(pk=job_id).status
-    job = RuleJob.objects.select_related("rule").get(pk=job_id)
-    try:
-        if job.kind == RuleJob.Kind.APPLY:
-            # In-process (the demo), chunks run in a loop: a chain of nested tasks would
-            # overflow the stack on a large job.
-            while (status := _apply_chunk(job)) == MORE and tasks_run_in_process():
-                job.refresh_from_db()
-                RuleJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())
-            if status == MORE:
-                _continue(job.pk)
-                return Status.RUNNING
-            return status
-        result = rule_simulate(
-            job.rule, days=job.days, progress=lambda done, total: _progress(job, done, total)
-        )
-    except Exception as exc:
-        logger.exception("rule job #%s failed", job_id)
-        RuleJob.objects.filter(pk=job_id).update(
-            status=Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
-        )
-        return Status.FAILED
-    return _finish(job, result)
+    """Run (a chunk of) a job through the job runner. Safe to run twice: a finished job
+    is left alone, and firings are unique per member and job."""
+    return job_run(RuleJob, job_id, step=_step, publish=_continue, load=_load)
+
+
+def _load(pk: int) -> RuleJob:
+    return RuleJob.objects.select_related("rule").get(pk=pk)
+
+
+def _step(job: RuleJob) -> str:
+    if job.kind == RuleJob.Kind.APPLY:
+        return _apply_chunk(job)
+    result = rule_simulate(
+        job.rule,
+        days=job.days,
+        progress=lambda done, total: job_progress(job, processed=done, total=total),
+    )
+    return job_finish(job, result=result)
 
 
 def _apply_chunk(job: RuleJob) -> str:
     rule = Rule.objects.prefetch_related("conditions__event_kind", "actions").get(pk=job.rule_id)
     candidates = members_matching(rule).members.order_by("pk")
-    if job.cursor == 0 and job.processed == 0:
-        job.total = candidates.count()
-        job.result = {"fired": 0}
-        RuleJob.objects.filter(pk=job.pk).update(total=job.total, result=job.result)
+    if job.cursor == 0 and job.processed == 0 and not job.total:
+        RuleJob.objects.filter(pk=job.pk).update(total=candidates.count(), result={"fired": 0})
     member_ids = list(
         candidates.filter(pk__gt=job.cursor).values_list("pk", flat=True)[:APPLY_CHUNK]
     )
     batch = settings.TIERFLOW_EVALUATION_BATCH
-    fired = sum(
-        len(members_apply_rule(member_ids=member_ids[start : start + batch], rule=rule, job=job))
-        for start in range(0, len(member_ids), batch)
-    )
-    if member_ids:
-        job.result["fired"] = job.result.get("fired", 0) + fired
-        RuleJob.objects.filter(pk=job.pk).update(
-            cursor=member_ids[-1], processed=job.processed + len(member_ids), result=job.result
-        )
+    for start in range(0, len(member_ids), batch):
+        members_apply_rule(member_ids=member_ids[start : start + batch], rule=rule, job=job)
+    # Counted from the firings themselves, so those of a chunk that a task did before it
+    # died count once however often the chunk runs again.
+    result = {"fired": RuleFiring.objects.filter(job=job).count()}
+    if member_ids and not job_advance(
+        job, cursor=member_ids[-1], done=len(member_ids), result=result
+    ):
+        return Status.RUNNING  # another task did this chunk and carries the job on
     if len(member_ids) == APPLY_CHUNK:
         return MORE
-    job.refresh_from_db()
     # Members the job fired for may since have stopped matching the candidates' query.
-    RuleJob.objects.filter(pk=job.pk).update(processed=job.total)
-    return _finish(job, job.result)
-
-
-def _progress(job: RuleJob, done: int, total: int) -> None:
-    RuleJob.objects.filter(pk=job.pk).update(
-        processed=done, total=total, heartbeat_at=timezone.now()
-    )
+    return job_finish(job, total=F("processed"), result=result)
 
 
 def rule_jobs_resume(*, queued_for: timedelta, silent_for: timedelta, limit: int) -> int:
-    """Publish again the jobs whose task was lost: still queued after `queued_for` (never
-    published: the broker was down), or running with no sign of life for `silent_for`
-    (longer than any task may run: its worker died). An apply job resumes at its cursor,
-    firing nobody twice; a simulation starts again (it writes nothing but its result)."""
-    now = timezone.now()
-    stalled = list(
-        RuleJob.objects.filter(
-            Q(status=Status.QUEUED, heartbeat_at__lte=now - queued_for)
-            | Q(status=Status.RUNNING, heartbeat_at__lte=now - silent_for)
-        )
-        .order_by("pk")
-        .values_list("pk", flat=True)[:limit]
+    """Publish again the jobs whose task was lost (core.jobs.jobs_resume). An apply job
+    resumes at its cursor, firing nobody twice; a simulation starts again (it writes
+    nothing but its result)."""
+    return jobs_resume(
+        RuleJob, publish=_continue, queued_for=queued_for, silent_for=silent_for, limit=limit
     )
-    # Published now: wait a full period again before the next try.
-    RuleJob.objects.filter(pk__in=stalled).update(heartbeat_at=now)
-    for job_id in stalled:
-        _continue(job_id)
-    if stalled:
-        logger.info("re-published rule jobs %s", ", ".join(map(str, stalled)))
-    return len(stalled)
-
-
-def _finish(job: RuleJob, result: dict) -> str:
-    RuleJob.objects.filter(pk=job.pk).update(
-        status=Status.DONE, result=result, finished_at=timezone.now()
-    )
-    return Status.DONE

@@ -125,7 +125,7 @@ def test_members_who_join_while_the_job_runs_are_not_part_of_it(
 ):
     # given: the job starts, but its task has not run yet
     monkeypatch.setattr(coupon_jobs, "_continue", lambda job_id: None)
-    monkeypatch.setattr(coupon_jobs, "tasks_run_in_process", lambda: False)  # as with a broker
+    monkeypatch.setattr("core.jobs.tasks_run_in_process", lambda: False)  # as with a broker
     MemberFactory(external_id="BEFORE")
     with django_capture_on_commit_callbacks(execute=True):
         job = coupon_issue_job_start(template=template)
@@ -147,7 +147,7 @@ def test_each_chunk_hands_over_to_the_next_task_with_its_progress(
     monkeypatch.setattr(coupon_jobs, "ISSUE_CHUNK", 2)
     handed_over = []
     monkeypatch.setattr(coupon_jobs, "_continue", handed_over.append)
-    monkeypatch.setattr(coupon_jobs, "tasks_run_in_process", lambda: False)  # as with a broker
+    monkeypatch.setattr("core.jobs.tasks_run_in_process", lambda: False)  # as with a broker
     for _ in range(5):
         MemberFactory()
     with django_capture_on_commit_callbacks(execute=True):
@@ -177,7 +177,7 @@ def test_a_job_resumes_after_a_worker_died_midway_through_a_chunk_without_issuin
     # worker died (the cursor did not move past them)
     monkeypatch.setattr(coupon_jobs, "ISSUE_CHUNK", 2)
     monkeypatch.setattr(coupon_jobs, "_continue", lambda job_id: None)
-    monkeypatch.setattr(coupon_jobs, "tasks_run_in_process", lambda: False)  # as with a broker
+    monkeypatch.setattr("core.jobs.tasks_run_in_process", lambda: False)  # as with a broker
     members = [MemberFactory() for _ in range(5)]
     with django_capture_on_commit_callbacks(execute=True):
         job = coupon_issue_job_start(template=template)
@@ -199,7 +199,7 @@ def test_a_chunk_counts_only_for_the_task_that_moves_the_cursor(
 ):
     # given: two deliveries of one task; the first finishes the job
     monkeypatch.setattr(coupon_jobs, "_continue", lambda job_id: None)
-    monkeypatch.setattr(coupon_jobs, "tasks_run_in_process", lambda: False)  # as with a broker
+    monkeypatch.setattr("core.jobs.tasks_run_in_process", lambda: False)  # as with a broker
     members = [MemberFactory() for _ in range(3)]
     with django_capture_on_commit_callbacks(execute=True):
         job = coupon_issue_job_start(template=template)
@@ -243,7 +243,7 @@ def test_a_job_whose_task_was_never_published_is_resumed_by_the_sweeper(
     # when: a sweep within the grace period, then one after it
     assert sweep_coupon_issue_jobs() == 0
     CouponIssueJob.objects.filter(pk=fresh.pk).update(
-        created_at=timezone.now() + timedelta(minutes=2)
+        heartbeat_at=timezone.now() + timedelta(minutes=2)
     )
     with time_machine.travel(timezone.now() + timedelta(minutes=2)):
         resumed = sweep_coupon_issue_jobs()
@@ -256,25 +256,22 @@ def test_a_job_whose_task_was_never_published_is_resumed_by_the_sweeper(
     assert counts(done)[0] == "done"
 
 
-def test_a_running_job_is_swept_only_when_it_has_issued_nothing_for_a_while(template, monkeypatch):
-    # given: a job that issued a coupon a moment ago, and one that went quiet
-    monkeypatch.setattr(coupon_jobs, "_continue", lambda job_id: None)
-    monkeypatch.setattr(coupon_jobs, "tasks_run_in_process", lambda: False)  # as with a broker
+def test_a_running_job_is_swept_only_when_its_heart_stopped(template, monkeypatch):
+    # given: a job whose task did a chunk a moment ago, and one that went quiet
     long_ago = timezone.now() - timedelta(hours=1)
     busy = CouponIssueJob.objects.create(template=template, status="running", created_at=long_ago)
-    quiet = CouponIssueJob.objects.create(template=template, status="running", created_at=long_ago)
-    coupon_issue(member=MemberFactory(), template=template, job=busy)
-    old = coupon_issue(member=MemberFactory(), template=template, job=quiet)
-    Coupon.objects.filter(pk=old.pk).update(issued_at=long_ago)
+    quiet = CouponIssueJob.objects.create(
+        template=template, status="running", created_at=long_ago, heartbeat_at=long_ago
+    )
     resumed = []
     monkeypatch.setattr(coupon_jobs, "_continue", resumed.append)
-    monkeypatch.setattr(coupon_jobs, "tasks_run_in_process", lambda: False)  # as with a broker
 
     # when
     sweep_coupon_issue_jobs()
 
     # then
     assert resumed == [quiet.pk]
+    assert CouponIssueJob.objects.get(pk=busy.pk).status == "running"
 
 
 def test_a_job_that_fails_records_the_error(

@@ -204,7 +204,7 @@ def test_each_chunk_hands_over_to_the_next_task_with_its_progress(
     monkeypatch.setattr(jobs, "APPLY_CHUNK", 2)
     handed_over = []
     monkeypatch.setattr(jobs, "_continue", handed_over.append)
-    monkeypatch.setattr(jobs, "tasks_run_in_process", lambda: False)  # as with a broker
+    monkeypatch.setattr("core.jobs.tasks_run_in_process", lambda: False)  # as with a broker
     for _ in range(5):
         spender("2500", tier=tiers["regular"])
     with django_capture_on_commit_callbacks(execute=True):
@@ -233,7 +233,7 @@ def test_a_job_resumes_after_a_worker_died_midway_through_a_chunk(
     # given: the first chunk done; of the second, one member fired before the worker died
     monkeypatch.setattr(jobs, "APPLY_CHUNK", 2)
     monkeypatch.setattr(jobs, "_continue", lambda job_id: None)
-    monkeypatch.setattr(jobs, "tasks_run_in_process", lambda: False)  # as with a broker
+    monkeypatch.setattr("core.jobs.tasks_run_in_process", lambda: False)  # as with a broker
     members = [spender("2500", tier=tiers["regular"]) for _ in range(5)]
     with django_capture_on_commit_callbacks(execute=True):
         job = rule_job_start(rule=upgrade_rule, kind=APPLY)
