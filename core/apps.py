@@ -7,4 +7,7 @@ class CoreConfig(AppConfig):
     verbose_name = _("Core")
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401  (registers the API key's OpenAPI scheme)
+        from . import (  # noqa: F401  (registering)
+            checks,  # the deployment's start-up checks
+            schema,  # the API key's OpenAPI scheme
+        )

@@ -12,9 +12,11 @@ from core.admin import CodeKeyedAdmin, ReadOnlyAdmin, sees_pii
 from core.pii import redact_person
 from members.models import Member
 
-from . import services
 from .models import Channel, Consent, Device, Notification, NotificationTemplate
 from .rendering import SAMPLE_CONTEXT, render, sms_segments
+from .services.delivery import notifications_retry
+from .services.messages import preview_context
+from .services.templates import notification_template_upsert
 
 
 class PreviewForm(forms.Form):
@@ -31,7 +33,7 @@ class PreviewForm(forms.Form):
 
 @admin.register(NotificationTemplate)
 class NotificationTemplateAdmin(CodeKeyedAdmin):
-    upsert = staticmethod(services.notification_template_upsert)
+    upsert = staticmethod(notification_template_upsert)
     list_display = ["code", "name", "channel", "purpose", "sample_length", "body"]
     list_filter = ["channel", "purpose"]
     search_fields = ["code", "name", "body"]
@@ -77,9 +79,7 @@ class NotificationTemplateAdmin(CodeKeyedAdmin):
         }
         if form.is_valid():
             member = form.cleaned_data["member"]
-            text = render(
-                template.body_for(member.language), services.preview_context(member=member)
-            )
+            text = render(template.body_for(member.language), preview_context(member=member))
             if not sees_pii(request):
                 text = redact_person(text, name=member.name)
             length, segments = sms_segments(text)
@@ -123,7 +123,7 @@ class NotificationAdmin(ReadOnlyAdmin):
 
     @admin.action(description=_("Send the selected failed messages again"))
     def send_again(self, request, queryset) -> None:
-        count = services.notifications_retry(ids=list(queryset.values_list("pk", flat=True)))
+        count = notifications_retry(ids=list(queryset.values_list("pk", flat=True)))
         self.message_user(
             request,
             ngettext("%d message queued again.", "%d messages queued again.", count) % count,

@@ -30,9 +30,11 @@ from members import selectors as member_selectors
 from members.api import phone_cleaned
 from members.models import external_id_validator
 
-from . import services
 from .models import Device
 from .providers.twilio import request_signature
+from .services.consent import consent_opt_out
+from .services.delivery import notification_delivery_report
+from .services.devices import device_deactivate, device_register
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +85,7 @@ class TwilioStatusCallbackView(APIView):
         serializer.is_valid(raise_exception=True)
         report = serializer.validated_data
         if report["MessageStatus"] in TWILIO_DELIVERED | TWILIO_FAILED:
-            services.notification_delivery_report(
+            notification_delivery_report(
                 provider="twilio",
                 provider_message_id=report["MessageSid"],
                 delivered=report["MessageStatus"] in TWILIO_DELIVERED,
@@ -130,7 +132,7 @@ class AliyunReceiptView(APIView):
         serializer = AliyunReportSerializer(data=request.data, many=True)
         serializer.is_valid(raise_exception=True)
         for report in serializer.validated_data:
-            changed = services.notification_delivery_report(
+            changed = notification_delivery_report(
                 provider="aliyun",
                 provider_message_id=report["biz_id"],
                 delivered=report["success"],
@@ -178,7 +180,7 @@ class DeviceRegisterView(APIView):
         member = member_selectors.member_get(external_id=external_id)
         serializer = DeviceRegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        device, created = services.device_register(member=member, **serializer.validated_data)
+        device, created = device_register(member=member, **serializer.validated_data)
         return recorded(DeviceSerializer(device).data, created)
 
 
@@ -190,7 +192,7 @@ class DeviceDeactivateView(APIView):
     def delete(self, request: Request, token: str) -> Response:
         """Stop push messages to an app installation (the member signed out). Idempotent:
         an unknown or already inactive token is a 204 too."""
-        services.device_deactivate(token=token)
+        device_deactivate(token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -229,7 +231,7 @@ class OptOutView(APIView):
         operation_id="consents_opt_out",
         request=OptOutSerializer,
         responses={
-            200: inline_serializer("OptOut", {"members": serializers.IntegerField()}),
+            200: inline_serializer("OptOutResult", {"members": serializers.IntegerField()}),
             404: OpenApiResponse(description="No member has this phone number or id."),
         },
     )
@@ -243,7 +245,7 @@ class OptOutView(APIView):
         member = (
             member_selectors.member_get(external_id=data["member"]) if data.get("member") else None
         )
-        count = services.consent_opt_out(
+        count = consent_opt_out(
             phone=data.get("phone", ""),
             member=member,
             channel=data["channel"],

@@ -9,8 +9,8 @@ class NotificationsConfig(AppConfig):
     def ready(self) -> None:
         from django.core import checks
 
-        from .checks import providers_exist
-        from .providers.checks import provider_settings
+        from .checks import provider_settings, providers_exist, webhook_secret
 
         checks.register(providers_exist)
         checks.register(provider_settings)
+        checks.register(webhook_secret)

@@ -17,8 +17,8 @@ from members import selectors
 from members import services as member_services
 from members.api import MemberUpsertSerializer, TierSerializer
 from members.models import Member
-from notifications import services as notification_services
 from notifications.api import ConsentSerializer
+from notifications.services.consent import consent_record
 
 from .selectors import member_summary
 from .timeline import member_timeline
@@ -162,5 +162,5 @@ class ConsentView(APIView):
         member = selectors.member_get(external_id=external_id)
         serializer = ConsentSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        notification_services.consent_record(member=member, **serializer.validated_data)
+        consent_record(member=member, **serializer.validated_data)
         return Response(member_representation(member), status=201)

@@ -22,8 +22,9 @@ from benefits.services import growth as growth_services
 from benefits.services import points as points_services
 from members import services as member_services
 from members.models import Member, TierChange
-from notifications import services as notification_services
 from notifications.models import Purpose
+from notifications.services.messages import message_context
+from notifications.services.outbox import notification_queue, webhook_queue
 from orders.models import Order
 
 from .models import ActionKind, RuleAction, RuleFiring
@@ -147,11 +148,11 @@ def _award_growth(action: RuleAction, firing: RuleFiring, member: Member, effect
 
 
 def _notify(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
-    message = notification_services.notification_queue(
+    message = notification_queue(
         member=member,
         template=action.notification_template,
         channel=action.channel or action.notification_template.channel,
-        context=notification_services.message_context(
+        context=message_context(
             member=member, coupon=effects.coupon, points=effects.points, order=effects.order
         ),
         firing=firing,
@@ -171,7 +172,7 @@ def _tag(add: bool):
 
 
 def _webhook(action: RuleAction, firing: RuleFiring, member: Member, effects: Effects) -> None:
-    message = notification_services.webhook_queue(
+    message = webhook_queue(
         member=member,
         url=action.webhook_url,
         event={

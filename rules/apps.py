@@ -7,6 +7,10 @@ class RulesConfig(AppConfig):
     verbose_name = _("Rules")
 
     def ready(self) -> None:
+        from django.core import checks
+
         from . import signals
+        from .checks import rule_webhooks_signed
 
         signals.connect()
+        checks.register(rule_webhooks_signed, checks.Tags.database)

@@ -5,6 +5,7 @@ other 4xx means the request itself is wrong (permanent). A provider's own error 
 read from its answer, take precedence over the HTTP status.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -18,9 +19,28 @@ TIMEOUT = (3.05, 10)  # connect, read (seconds)
 SUBJECT_PREFIX = "Subject:"
 
 
-def call(provider: str, method: str, url: str, **kwargs: Any) -> requests.Response:
-    """One request to a provider's API; failures to get an answer become ProviderErrors.
-    Redirects are not followed: an API that redirects is misconfigured."""
+@dataclass(frozen=True)
+class NoAnswer:
+    """How a request that got no answer is worded in the outbox ({provider}, {error})."""
+
+    invalid_url: str
+    timeout: str
+    unreachable: str
+
+
+API_NO_ANSWER = NoAnswer(
+    invalid_url="{provider}: the API URL is not valid ({error}).",
+    timeout="{provider}: the API did not answer in time.",
+    unreachable="{provider}: could not reach the API ({error}).",
+)
+
+
+def call(
+    provider: str, method: str, url: str, *, no_answer: NoAnswer = API_NO_ANSWER, **kwargs: Any
+) -> requests.Response:
+    """One request to a provider's API; failures to get an answer become ProviderErrors
+    (an invalid URL is permanent, a timeout or connection error transient), worded as
+    `no_answer` says. Redirects are not followed: an API that redirects is misconfigured."""
     try:
         return requests.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
     except (
@@ -28,18 +48,15 @@ def call(provider: str, method: str, url: str, **kwargs: Any) -> requests.Respon
         requests.exceptions.MissingSchema,
         requests.exceptions.InvalidSchema,
     ) as exc:
-        raise ProviderError(
-            f"{provider}: the API URL is not valid ({type(exc).__name__}).", permanent=True
-        ) from exc
+        text = no_answer.invalid_url.format(provider=provider, error=type(exc).__name__)
+        raise ProviderError(text, permanent=True) from exc
     except requests.Timeout as exc:
         # The provider may have accepted the message: the retry can send it twice.
-        raise ProviderError(
-            f"{provider}: the API did not answer in time.", permanent=False
-        ) from exc
+        text = no_answer.timeout.format(provider=provider, error=type(exc).__name__)
+        raise ProviderError(text, permanent=False) from exc
     except requests.RequestException as exc:
-        raise ProviderError(
-            f"{provider}: could not reach the API ({type(exc).__name__}).", permanent=False
-        ) from exc
+        text = no_answer.unreachable.format(provider=provider, error=type(exc).__name__)
+        raise ProviderError(text, permanent=False) from exc
 
 
 def transient_status(status: int) -> bool:

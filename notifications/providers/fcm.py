@@ -18,7 +18,7 @@ from google.auth import exceptions as google_exceptions
 from google.auth.transport.requests import Request as GoogleRequest
 from google.oauth2 import service_account
 
-from .. import services
+from ..services.devices import device_deactivate
 from . import OutgoingMessage, ProviderError
 from .common import TIMEOUT, call, failure, json_or_empty, subject_and_text, transient_status
 
@@ -153,7 +153,7 @@ class FcmPushProvider:
         code = error_code(error)
         detail = f"{code or 'HTTP ' + str(response.status_code)}: {error.get('message', '')}"
         if bad_token(error, code):
-            services.device_deactivate(token=message.recipient)
+            device_deactivate(token=message.recipient)
             raise failure(self.name, f"{detail} (device deactivated)", permanent=True)
         if response.status_code == 401 and code in {"UNAUTHENTICATED", ""}:
             # Our access token was refused (revoked early): fetch a new one next time. (A

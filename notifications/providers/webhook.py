@@ -3,20 +3,24 @@
 Headers: X-Tierflow-Delivery (the outbox id, the same on every retry, so a receiver can
 drop duplicates), X-Tierflow-Timestamp (Unix seconds) and X-Tierflow-Signature:
 "sha256=" + hex HMAC-SHA256 of "<timestamp>.<body>" with TIERFLOW_WEBHOOK_SECRET.
+Timeouts and what counts as transient are the shared ones (common.py).
 """
 
 import hashlib
 import hmac
 import time
 
-import requests
 from django.conf import settings
 
 from . import OutgoingMessage, ProviderError
+from .common import NoAnswer, call, transient_status
 
-# Statuses that may succeed later; other 4xx mean the request itself is wrong.
-RETRYABLE_STATUSES = {408, 425, 429}
-TIMEOUT = (3.05, 10)  # connect, read (seconds)
+# The URL is the operator's (a rule's, or TIERFLOW_WEBHOOK_URL), not a provider's API.
+ENDPOINT_NO_ANSWER = NoAnswer(
+    invalid_url="The webhook URL is not valid: {error}.",
+    timeout="The endpoint did not answer in time.",
+    unreachable="Could not reach the endpoint: {error}.",
+)
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -40,39 +44,24 @@ class WebhookProvider:
             "X-Tierflow-Timestamp": timestamp,
             "X-Tierflow-Signature": signature(secret, timestamp, body),
         }
-        try:
-            # Not following redirects: a 30x would be re-sent as a GET without the event.
-            response = requests.post(
-                message.recipient,
-                data=body,
-                headers=headers,
-                timeout=TIMEOUT,
-                allow_redirects=False,
-            )
-        except (
-            requests.exceptions.InvalidURL,
-            requests.exceptions.MissingSchema,
-            requests.exceptions.InvalidSchema,
-        ) as exc:
-            raise ProviderError(
-                f"The webhook URL is not valid: {type(exc).__name__}.", permanent=True
-            ) from exc
-        except requests.Timeout as exc:
-            raise ProviderError("The endpoint did not answer in time.", permanent=False) from exc
-        except requests.RequestException as exc:
-            raise ProviderError(
-                f"Could not reach the endpoint: {type(exc).__name__}.", permanent=False
-            ) from exc
-        if 200 <= response.status_code < 300:
-            return f"http-{response.status_code}"
-        if 300 <= response.status_code < 400:
+        response = call(
+            self.name,
+            "POST",
+            message.recipient,
+            data=body,
+            headers=headers,
+            no_answer=ENDPOINT_NO_ANSWER,
+        )
+        status = response.status_code
+        if 200 <= status < 300:
+            return f"http-{status}"
+        if 300 <= status < 400:
+            # call() does not follow it: a 30x would be re-sent as a GET without the event.
             where = response.headers.get("Location", "elsewhere")
             raise ProviderError(
-                f"The endpoint redirected (HTTP {response.status_code}) to {where}; "
-                "configure the final URL.",
+                f"The endpoint redirected (HTTP {status}) to {where}; configure the final URL.",
                 permanent=True,
             )
-        permanent = response.status_code < 500 and response.status_code not in RETRYABLE_STATUSES
         raise ProviderError(
-            f"The endpoint answered HTTP {response.status_code}.", permanent=permanent
+            f"The endpoint answered HTTP {status}.", permanent=not transient_status(status)
         )

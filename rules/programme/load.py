@@ -17,8 +17,8 @@ from benefits.services import coupons as coupon_services
 from benefits.services import points as points_services
 from members import services as member_services
 from members.models import EngagementKind, Tag, Tier
-from notifications import services as notification_services
 from notifications.models import NotificationTemplate
+from notifications.services.templates import notification_template_upsert
 
 from .. import conditions
 from ..facts import KIND, TAGS, TIER
@@ -226,7 +226,7 @@ def _apply(sections: dict[str, Any]) -> LoadReport:
         "tags": member_services.tag_upsert,
         "engagement_kinds": member_services.engagement_kind_upsert,
         "coupon_templates": coupon_services.coupon_template_upsert,
-        "notification_templates": notification_services.notification_template_upsert,
+        "notification_templates": notification_template_upsert,
     }
     for section, upsert in upserts.items():
         for spec in sections[section]:

@@ -28,7 +28,7 @@ from benefits.services import reversals
 from core.days import start_of_day
 from members import services as member_services
 from members.models import Member, Tier, TierChange
-from notifications import services as notification_services
+from notifications.services.outbox import notifications_save
 
 from .. import clock, engine
 from ..actions import actions_apply, facts_touched, messages_only
@@ -302,7 +302,7 @@ class Batch:
             self.growth_entries = []
         if self.firings:
             RuleFiring.objects.bulk_create(self.firings)
-            notification_services.notifications_save(self.messages)
+            notifications_save(self.messages)
             self.firings, self.messages = [], []
 
     def _fire(self, member, occurrence: Occurrence, view: AsOf, rules: list[Rule]) -> list:

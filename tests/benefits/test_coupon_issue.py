@@ -16,7 +16,7 @@ from benefits.models import Coupon, CouponTemplate
 from benefits.selectors import member_coupons
 from benefits.services.coupons import CouponUnavailable, coupon_issue
 from notifications.models import Notification
-from notifications.services import message_context
+from notifications.services.messages import message_context
 from orders.models import Order
 from orders.services import order_record
 from rules.models import RuleFiring

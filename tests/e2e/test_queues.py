@@ -7,7 +7,7 @@ import redis
 from config.celery import app as celery_app
 from core.queue import enqueue
 from notifications.models import Notification
-from notifications.services import notification_queue
+from notifications.services.outbox import notification_queue
 from rules.tasks import evaluate_waiting
 from tests.e2e.helpers import wait_until
 from tests.e2e.test_worker_killed import start_worker

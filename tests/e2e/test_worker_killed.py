@@ -17,11 +17,8 @@ from django.db import connection
 
 from config.celery import app as celery_app
 from notifications.models import Notification
-from notifications.services import (
-    deliver_enqueue,
-    notification_queue,
-    notifications_requeue_stuck,
-)
+from notifications.services.delivery import deliver_enqueue, notifications_requeue_stuck
+from notifications.services.outbox import notification_queue
 from tests.e2e.helpers import wait_until
 from tests.factories import MemberFactory, NotificationTemplateFactory
 

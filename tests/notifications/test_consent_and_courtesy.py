@@ -10,14 +10,14 @@ from django.urls import reverse
 
 from notifications.models import Consent, Notification
 from notifications.rendering import sms_segments
-from notifications.services import (
-    consent_record,
-    message_context,
+from notifications.services.consent import consent_record
+from notifications.services.delivery import (
     notification_deliver,
     notification_delivery_report,
-    notification_queue,
     notifications_requeue_stuck,
 )
+from notifications.services.messages import message_context
+from notifications.services.outbox import notification_queue
 from tests.factories import MemberFactory, NotificationTemplateFactory, TierFactory
 
 pytestmark = pytest.mark.django_db

@@ -17,7 +17,9 @@ import time_machine
 
 from notifications.models import Notification
 from notifications.providers import aliyun
-from notifications.services import message_context, notification_deliver, notification_queue
+from notifications.services.delivery import notification_deliver
+from notifications.services.messages import message_context
+from notifications.services.outbox import notification_queue
 from tests.factories import MemberFactory, NotificationTemplateFactory
 from tests.notifications.test_provider_fakes import FakeApi, Reply, deliver, serve_fake_api
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from notifications.models import Notification
-from notifications.services import notification_deliver
+from notifications.services.delivery import notification_deliver
 
 PROXY_VARIABLES = (
     "HTTP_PROXY",

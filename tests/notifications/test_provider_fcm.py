@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from notifications.models import Device, Notification
 from notifications.providers import fcm
-from notifications.services import device_register, message_context, notification_queue
+from notifications.services.devices import device_register
+from notifications.services.messages import message_context
+from notifications.services.outbox import notification_queue
 from tests.factories import MemberFactory, NotificationTemplateFactory
 from tests.notifications.test_provider_fakes import FakeApi, Reply, deliver, serve_fake_api
 

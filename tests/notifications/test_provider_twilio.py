@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from notifications.models import Notification
-from notifications.services import message_context, notification_queue
+from notifications.services.messages import message_context
+from notifications.services.outbox import notification_queue
 from tests.factories import MemberFactory, NotificationTemplateFactory
 from tests.notifications.test_provider_fakes import FakeApi, Reply, deliver, serve_fake_api
 

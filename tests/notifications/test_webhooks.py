@@ -17,9 +17,10 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from notifications import services
 from notifications.models import Notification
-from notifications.services import backoff_seconds, notification_deliver, webhook_queue
+from notifications.services import delivery
+from notifications.services.delivery import backoff_seconds, notification_deliver
+from notifications.services.outbox import webhook_queue
 from orders.services import order_record
 from rules.services.evaluation import member_evaluate
 from tests.factories import MemberFactory, RuleFactory, TierFactory, action
@@ -327,7 +328,7 @@ def test_a_connection_error_is_transient():
 
 def test_a_timeout_is_transient(endpoint, monkeypatch):
     # given: the endpoint reads the request but does not answer in time
-    monkeypatch.setattr("notifications.providers.webhook.TIMEOUT", (2, 0.3))
+    monkeypatch.setattr("notifications.providers.common.TIMEOUT", (2, 0.3))
     endpoint.hold = True
     notification = queued(endpoint.url)
 
@@ -387,9 +388,9 @@ def test_a_redirect_is_not_taken_for_a_delivery(endpoint, status):
 def test_backoff_doubles_per_attempt_is_capped_and_jittered(monkeypatch, attempt, low, high):
     # the jitter spreads each wait between half and all of its ceiling
     samples = {backoff_seconds(attempt) for _ in range(50)}
-    monkeypatch.setattr(services.random, "uniform", lambda a, b: a)
+    monkeypatch.setattr(delivery.random, "uniform", lambda a, b: a)
     shortest = backoff_seconds(attempt)
-    monkeypatch.setattr(services.random, "uniform", lambda a, b: b)
+    monkeypatch.setattr(delivery.random, "uniform", lambda a, b: b)
     longest = backoff_seconds(attempt)
 
     assert (shortest, longest) == (low, high)

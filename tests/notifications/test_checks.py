@@ -1,10 +1,12 @@
-"""The system check for the configured providers' settings (notifications.E002-E006)."""
+"""The system checks of the notification settings (notifications.E001-E008, W001-W002)."""
 
 import json
 
 import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 
-from notifications.providers.checks import provider_settings
+from notifications.checks import provider_settings, providers_exist, webhook_secret
 
 
 @pytest.fixture
@@ -28,6 +30,13 @@ def ids(messages) -> list[str]:
 def test_the_embedded_default_needs_nothing(providers):
     providers()
     assert provider_settings(None) == []
+
+
+def test_an_unknown_provider(providers):
+    providers(sms="twillio")
+    [message] = providers_exist(None)
+    assert message.id == "notifications.E001"
+    assert "'twillio' for the sms channel" in message.msg
 
 
 def test_an_unknown_provider_is_left_to_e001(providers):
@@ -117,4 +126,58 @@ def test_smtp_with_both_tls_and_ssl(providers, settings):
     providers(email="smtp")
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = True
     [message] = provider_settings(None)
-    assert (message.id, "EMAIL_USE_SSL are both set" in message.msg) == ("notifications.E006", True)
+    assert (message.id, "EMAIL_USE_SSL are both set" in message.msg) == ("notifications.E007", True)
+
+
+def test_each_smtp_problem_has_its_own_id(providers, settings):
+    # given: both smtp problems at once (they once shared E006)
+    providers(email="smtp")
+    settings.EMAIL_HOST = ""
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = True
+
+    # when
+    messages = provider_settings(None)
+
+    # then
+    assert ids(messages) == ["notifications.E006", "notifications.E007"]
+    assert "needs settings that are empty: EMAIL_HOST" in messages[0].msg
+
+
+# --- the webhook secret (E008) ----------------------------------------------------------
+
+
+@pytest.fixture
+def no_secret(providers, settings):
+    providers()
+    settings.TIERFLOW_WEBHOOK_SECRET = ""
+    settings.TIERFLOW_WEBHOOK_URL = ""
+
+
+def test_without_a_webhook_url_anywhere_no_secret_is_needed(no_secret):
+    # nothing can be sent: a webhook without a URL is suppressed
+    assert webhook_secret(None) == []
+
+
+def test_a_default_webhook_url_without_a_secret(no_secret, settings):
+    settings.TIERFLOW_WEBHOOK_URL = "https://erp.example.com/hooks"
+    [message] = webhook_secret(None)
+    assert message.id == "notifications.E008"
+    assert "TIERFLOW_WEBHOOK_SECRET" in message.msg
+
+
+def test_a_webhook_url_with_a_secret_needs_nothing_more(no_secret, settings):
+    settings.TIERFLOW_WEBHOOK_URL = "https://erp.example.com/hooks"
+    settings.TIERFLOW_WEBHOOK_SECRET = "whsec-test-only"
+    assert webhook_secret(None) == []
+
+
+def test_webhooks_to_the_console_are_not_signed(no_secret, providers, settings):
+    providers(webhook="console")
+    settings.TIERFLOW_WEBHOOK_URL = "https://erp.example.com/hooks"
+    assert webhook_secret(None) == []
+
+
+def test_manage_py_check_reports_the_missing_secret(no_secret, settings):
+    settings.TIERFLOW_WEBHOOK_URL = "https://erp.example.com/hooks"
+    with pytest.raises(SystemCheckError, match=r"notifications\.E008"):
+        call_command("check")
