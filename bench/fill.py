@@ -262,7 +262,7 @@ def rules_install(count: int = 50) -> int:
     an order rarely crosses; one in ten is a recurring bonus that fires more often. Returns
     the live order_paid rules (these and the seed's)."""
     from rules.models import ActionKind, Rule
-    from rules.services.saving import rule_upsert
+    from rules.services.authoring import rule_upsert
 
     Rule.objects.filter(code__startswith="bench-").exclude(
         code__in=[f"bench-{n:02d}" for n in range(count)]

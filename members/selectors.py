@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.db.models import Count, Q
 
@@ -76,3 +76,10 @@ def engagement_timeline(*, member_id: int, before=None, limit: int) -> list[dict
         }
         for event in newest(events, at="occurred_at", before=before, limit=limit)
     ]
+
+
+def member_tier_floor(*, member: Member, on_date: date) -> Tier | None:
+    """The operator's floor for the member, while it holds."""
+    if member.tier_floor_id and member.tier_floor_until and member.tier_floor_until >= on_date:
+        return member.tier_floor
+    return None

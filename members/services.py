@@ -27,7 +27,7 @@ from .models import (
     Tier,
     TierChange,
 )
-from .selectors import tier_base
+from .selectors import member_tier_floor, tier_base
 
 MEMBER_DETAIL_FIELDS = ("name", "phone", "email", "birthday", "language")
 TIER_FIELDS = (
@@ -253,13 +253,6 @@ def tier_changes_save(*, changes: list[TierChange], members: list[Member]) -> No
         Member.objects.filter(pk__in=member_ids).update(
             **dict(zip(TIER_FIELDS_CHANGED[:-1], values, strict=True)), updated_at=now
         )
-
-
-def member_tier_floor(*, member: Member, on_date: date) -> Tier | None:
-    """The operator's floor for the member, while it holds."""
-    if member.tier_floor_id and member.tier_floor_until and member.tier_floor_until >= on_date:
-        return member.tier_floor
-    return None
 
 
 @transaction.atomic

@@ -12,10 +12,10 @@ from core.admin import CodeKeyedAdmin, ReadOnlyAdmin, sees_pii
 from core.pii import redact_person
 from members.models import Member
 
+from . import selectors
 from .models import Channel, Consent, Device, Notification, NotificationTemplate
 from .rendering import SAMPLE_CONTEXT, render, sms_segments
 from .services.delivery import notifications_retry
-from .services.messages import preview_context
 from .services.templates import notification_template_upsert
 
 
@@ -79,7 +79,9 @@ class NotificationTemplateAdmin(CodeKeyedAdmin):
         }
         if form.is_valid():
             member = form.cleaned_data["member"]
-            text = render(template.body_for(member.language), preview_context(member=member))
+            text = render(
+                template.body_for(member.language), selectors.preview_context(member=member)
+            )
             if not sees_pii(request):
                 text = redact_person(text, name=member.name)
             length, segments = sms_segments(text)

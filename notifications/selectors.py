@@ -3,10 +3,13 @@ from datetime import date, timedelta
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from benefits.models import Coupon
 from core.days import start_of_day
 from core.models import newest
+from orders.models import Order
 
 from .models import Consent, Notification, Purpose
+from .services.messages import message_context
 
 
 def notifications_stuck(
@@ -78,4 +81,13 @@ def marketing_count_on(*, member_id: int, day: date) -> int:
         )
         .exclude(status=Notification.Status.SUPPRESSED)
         .count()
+    )
+
+
+def preview_context(*, member) -> dict:
+    """What a template would see for the member: their tier, latest coupon and order."""
+    return message_context(
+        member=member,
+        coupon=Coupon.objects.filter(member=member).first(),
+        order=Order.objects.filter(member=member).order_by("-placed_at").first(),
     )

@@ -11,8 +11,8 @@ from members.models import MAX_DAYS, EngagementEvent, EngagementKind, Member, Ta
 from notifications.models import Channel, NotificationTemplate
 from orders.models import Order
 
-from . import conditions, logic
-from .facts import FACTS
+from .engine import conditions, logic_line
+from .engine.facts import FACTS
 
 MAX_PRIORITY = 1_000_000
 MAX_POINTS = 10_000_000
@@ -140,8 +140,8 @@ class Rule(models.Model):
             raise ValidationError(errors)
         if self.logic:
             try:
-                logic.parse(self.logic)
-            except logic.LogicError as exc:
+                logic_line.parse(self.logic)
+            except logic_line.LogicError as exc:
                 raise ValidationError({"logic": str(exc)}) from exc
 
     def is_live(self, at=None) -> bool:

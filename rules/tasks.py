@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from core.queue import coalesced_started
 
-from .services import clock, evaluation, jobs
+from .services import daily, evaluation, jobs
 
 
 @shared_task(
@@ -45,12 +45,12 @@ def sweep_pending() -> int:
 def run_daily(on_date: str | None = None) -> int:
     """Celery beat's daily job: today's clock triggers, one task per batch of members."""
     day = date.fromisoformat(on_date) if on_date else timezone.localdate()
-    return clock.clock_triggers_enqueue(day)
+    return daily.clock_triggers_enqueue(day)
 
 
 @shared_task(autoretry_for=(OperationalError,), retry_backoff=2, max_retries=8)
 def evaluate_clock_batch(trigger: str, member_ids: list[int], on_date: str) -> int:
-    return clock.clock_batch_evaluate(
+    return daily.clock_batch_evaluate(
         trigger=trigger, member_ids=member_ids, on_date=date.fromisoformat(on_date)
     )
 

@@ -21,7 +21,7 @@ from orders.models import Order
 from rules.models import Rule
 from rules.programme.dump import programme_dump
 from rules.programme.load import ProgrammeInvalid, programme_load
-from rules.services.saving import rule_upsert
+from rules.services.authoring import rule_upsert
 from tests.factories import MemberFactory
 from tests.test_admin import rule_form
 

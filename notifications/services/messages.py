@@ -51,15 +51,3 @@ def message_context(*, member: Member, coupon=None, points: int | None = None, o
         "points": points,
         "order": order and {"external_id": order.external_id, "amount": amount_text(order.amount)},
     }
-
-
-def preview_context(*, member) -> dict:
-    """What a template would see for the member: their tier, latest coupon and order."""
-    from benefits.models import Coupon  # benefits' rules issue the coupons messages mention
-    from orders.models import Order
-
-    return message_context(
-        member=member,
-        coupon=Coupon.objects.filter(member=member).first(),
-        order=Order.objects.filter(member=member).order_by("-placed_at").first(),
-    )

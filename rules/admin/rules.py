@@ -22,12 +22,12 @@ from core.pii import mask_name
 from members import selectors as member_selectors
 from members.models import MemberNotFound
 
-from .. import logic
+from ..engine import logic_line
 from ..models import Rule, RuleAction, RuleCondition, RuleJob, RuleRevision
 from ..selectors.explain import rule_explain
 from ..selectors.preview import members_matching
+from ..services.authoring import ACTION_FIELDS, CONDITION_FIELDS, RULE_FIELDS, rule_upsert
 from ..services.jobs import rule_job_start
-from ..services.saving import ACTION_FIELDS, CONDITION_FIELDS, RULE_FIELDS, rule_upsert
 
 PREVIEW_SAMPLE = 20
 
@@ -69,7 +69,9 @@ class ConditionFormSet(NumberedFormSet):
     def clean(self) -> None:
         super().clean()  # numbers the rows first
         # The logic line is on the rule form; the formset sees the raw POST of both.
-        problem = logic.check(self.data.get("logic", ""), {row["position"] for row in self.rows()})
+        problem = logic_line.check(
+            self.data.get("logic", ""), {row["position"] for row in self.rows()}
+        )
         if problem:
             raise ValidationError(problem)
 

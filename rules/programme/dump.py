@@ -10,8 +10,8 @@ from benefits.models import CouponTemplate, EarningPolicy
 from members.models import EngagementKind, Tag, Tier, Validity
 from notifications.models import NotificationTemplate
 
+from ..engine.condition_tree import rows_to_tree
 from ..models import ActionKind, FiringLimit, Rule
-from ..tree import rows_to_tree
 from . import yaml_io
 from .schema import CouponTemplateSpec, TierSpec
 

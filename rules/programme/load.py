@@ -20,11 +20,11 @@ from members.models import EngagementKind, Tag, Tier
 from notifications.models import NotificationTemplate
 from notifications.services.templates import notification_template_upsert
 
-from .. import conditions
-from ..facts import KIND, TAGS, TIER
+from ..engine import conditions
+from ..engine.condition_tree import leaves_with_paths, tree_to_rows
+from ..engine.facts import KIND, TAGS, TIER
 from ..models import ActionKind, Rule
-from ..services.saving import rule_upsert
-from ..tree import leaves_with_paths, tree_to_rows
+from ..services.authoring import rule_upsert
 from . import yaml_io
 from .schema import LIST_SECTIONS, SECTIONS, SPECS
 

@@ -15,8 +15,8 @@ from members.models import EngagementKind, Tag, Tier
 from notifications.models import Channel, NotificationTemplate
 from notifications.rendering import template_errors
 
-from ..conditions import OPERATORS
-from ..facts import FACTS
+from ..engine.conditions import OPERATORS
+from ..engine.facts import FACTS
 from ..models import (
     MAX_DAYS,
     MAX_POINTS,

@@ -13,16 +13,16 @@ from django.utils.translation import gettext
 from members.models import Member
 from orders.models import Order, Refund
 
-from .. import clock, engine
-from ..facts import FactSource, Need, facts_compute
+from ..engine import clock_triggers, evaluate
+from ..engine.facts import FactSource, Need, facts_compute
+from ..engine.occurrences import Occurrence, firing_block, occurrence_key
 from ..models import CLOCK_TRIGGERS, ActionKind, Rule, Trigger
-from ..occurrences import Occurrence, firing_block, occurrence_key
 
 
 @dataclass
 class Explanation:
     facts: list[tuple[str, Any]]
-    evaluation: engine.RuleEvaluation
+    evaluation: evaluate.RuleEvaluation
     actions: list[str]
     would_fire: bool  # now, as the rule stands
     would_fire_when_active: bool  # the same, for a draft once it is switched on
@@ -32,7 +32,7 @@ class Explanation:
 def rule_explain(rule: Rule, member: Member) -> Explanation:
     notes: list[str] = []
     occurrence = _stand_in(rule, member, notes)
-    needs = engine.fact_needs([rule])
+    needs = evaluate.fact_needs([rule])
     source = FactSource(
         member=member,
         now=timezone.now(),
@@ -43,7 +43,7 @@ def rule_explain(rule: Rule, member: Member) -> Explanation:
         tier_change=occurrence.tier_change if occurrence else None,
     )
     facts = facts_compute(source)
-    evaluation = engine.rule_evaluate(rule, facts)
+    evaluation = evaluate.rule_evaluate(rule, facts)
     blocked = (
         firing_block(rule, member, occurrence_key(rule, member, occurrence)) if occurrence else ""
     )
@@ -118,7 +118,10 @@ def _stand_in(rule: Rule, member: Member, notes: list[str]) -> Occurrence | None
         day = timezone.localdate(change.created_at)
         return Occurrence(rule.trigger, f"tier_change:{change.pk}", day, tier_change=change)
     if rule.trigger in CLOCK_TRIGGERS:
-        if clock.occurrence_key(rule.trigger, rule.trigger_days, member, today) is None:
+        if (
+            clock_triggers.clock_occurrence_key(rule.trigger, rule.trigger_days, member, today)
+            is None
+        ):
             notes.append(
                 gettext("Its trigger (%(trigger)s) does not happen to the member today.")
                 % {"trigger": rule.get_trigger_display()}

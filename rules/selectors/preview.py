@@ -1,7 +1,7 @@
 """Who a rule would hit right now: its conditions as one SQL query over members.
 
 Each fact has a translation into SQL that gives the same answer as its Python function
-in facts.py (a property test holds them to that). Conditions about the triggering event
+in engine/facts.py (a property test holds them to that). Conditions about the triggering event
 (its amount, its kind) cannot be judged before the event; preview counts them as met and
 says which they were.
 """
@@ -35,9 +35,9 @@ from core.days import start_of_day
 from members.models import EngagementEvent, Member
 from orders.models import COUNTED, Order
 
-from .. import conditions, logic
-from ..engine import condition_need
-from ..facts import FACTS
+from ..engine import conditions, logic_line
+from ..engine.evaluate import condition_need
+from ..engine.facts import FACTS
 from ..models import Rule, RuleCondition
 
 EVENT_FACTS = {"order_amount", "refund_amount", "engagement_kind", "previous_tier", "tier_move"}
@@ -61,12 +61,12 @@ def members_matching(rule: Rule, *, now: datetime | None = None) -> Preview:
             by_number[condition.position] = EVERYONE
         else:
             by_number[condition.position] = _condition_q(condition, now, annotations)
-    expression = logic.parse(rule.logic) if rule.logic else ("and", sorted(by_number))
+    expression = logic_line.parse(rule.logic) if rule.logic else ("and", sorted(by_number))
     members = Member.objects.annotate(**annotations).filter(_combine(expression, by_number))
     return Preview(members=members.select_related("tier"), unchecked=unchecked)
 
 
-def _combine(node: logic.Node, by_number: dict[int, Q]) -> Q:
+def _combine(node: logic_line.Node, by_number: dict[int, Q]) -> Q:
     if isinstance(node, int):
         return by_number.get(node, ~EVERYONE)
     op, operands = node

@@ -28,10 +28,10 @@ from core.money import money
 from members.models import EngagementEvent, Member, TierChange
 from orders.models import Order, Refund
 
-from .. import clock, engine
-from ..facts import FACTS, PERIOD_FACTS, FactSource, facts_compute
+from ..engine import clock_triggers, evaluate
+from ..engine.facts import FACTS, PERIOD_FACTS, FactSource, facts_compute
+from ..engine.occurrences import Occurrence, occurrence_key
 from ..models import CLOCK_TRIGGERS, ActionKind, FiringLimit, Rule, RuleFiring, Trigger
-from ..occurrences import Occurrence, occurrence_key
 from . import tier_period
 
 MEMBERS_PER_BATCH = 500
@@ -76,7 +76,7 @@ def rule_simulate(
     by_member = _occurrences(rule, start, now)
     totals = Totals(occurrences=sum(len(items) for items in by_member.values()))
     already = set(RuleFiring.objects.filter(rule=rule).values_list("member_id", "occurrence_key"))
-    needs = engine.fact_needs([rule])
+    needs = evaluate.fact_needs([rule])
     firings: list[_Firing] = []
     member_ids = sorted(by_member)
     done = 0
@@ -255,7 +255,7 @@ def _replay(rule: Rule, history: _History, occurrences, needs, already: set) -> 
             event=item.event,
             tier_change=item.tier_change,
         )
-        if not engine.rule_evaluate(rule, facts_compute(source)).matched:
+        if not evaluate.rule_evaluate(rule, facts_compute(source)).matched:
             continue
         occurrence = Occurrence(trigger=rule.trigger, key=item.key, day=timezone.localdate(item.at))
         # An item's key already names its occurrence (for clock triggers, the clock's key).
@@ -364,8 +364,8 @@ def _clock_days(rule: Rule, first: date, last: date):
     else:
         day = first
         while day <= last:
-            for member in clock.candidates(rule.trigger, days, day):
-                key = clock.occurrence_key(rule.trigger, days, member, day)
+            for member in clock_triggers.candidates(rule.trigger, days, day):
+                key = clock_triggers.clock_occurrence_key(rule.trigger, days, member, day)
                 if key:
                     yield day, member.pk, key
             day += timedelta(days=1)

@@ -30,14 +30,14 @@ from members import services as member_services
 from members.models import Member, Tier, TierChange
 from notifications.services.outbox import notifications_save
 
-from .. import clock, engine
-from ..actions import actions_apply, facts_touched, messages_only
-from ..facts import PERIOD_FACTS, FactSource, Need, facts_compute
+from ..engine import clock_triggers, evaluate
+from ..engine.facts import PERIOD_FACTS, FactSource, Need, facts_compute
+from ..engine.occurrences import Occurrence, occurrence_key, period_key
 from ..models import CLOCK_TRIGGERS, ClockOccurrence, Rule, RuleFiring, RuleJob, Trigger
-from ..occurrences import Occurrence, occurrence_key, period_key
 from ..selectors.history import AsOf, History, Waiting, waiting_events
 from ..selectors.live import rule_actions, rules_active
 from . import lifecycle
+from .effects import actions_apply, facts_touched, messages_only
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class Batch:
 
     def _horizon(self, earliest: datetime) -> datetime:
         """How far back the rules' windows and tier periods reach, for loading rows."""
-        needs = {need for rules in self.rules.values() for need in engine.fact_needs(rules)}
+        needs = {need for rules in self.rules.values() for need in evaluate.fact_needs(rules)}
         days = [need.days for need in needs if need.days]
         horizon = earliest - timedelta(days=max(days, default=0))
         if self.lapse or any(need.fact in PERIOD_FACTS for need in needs):
@@ -309,11 +309,11 @@ class Batch:
         """Fire the matching rules in order; returns the tier changes they made."""
         if not rules:
             return []
-        needs = engine.fact_needs(rules)
+        needs = evaluate.fact_needs(rules)
         facts = facts_compute(_source(member, occurrence, view, needs))
         changes: list[TierChange] = []
         for rule in rules:
-            if not engine.rule_evaluate(rule, facts).matched:
+            if not evaluate.rule_evaluate(rule, facts).matched:
                 continue
             actions = rule_actions(rule)
             in_bulk = messages_only(actions)
@@ -437,7 +437,9 @@ def _rule_applies(rule: Rule, member: Member, occurrence: Occurrence) -> bool:
         return rule.engagement_kind_id in (None, occurrence.event.kind_id)
     if rule.trigger in CLOCK_TRIGGERS and not occurrence.by_job:
         return (
-            clock.occurrence_key(rule.trigger, rule.trigger_days, member, occurrence.day)
+            clock_triggers.clock_occurrence_key(
+                rule.trigger, rule.trigger_days, member, occurrence.day
+            )
             is not None
         )
     return True

@@ -14,12 +14,13 @@ from typing import Any
 from django.utils import timezone
 
 from core.days import start_of_day
+from members import selectors as member_selectors
 from members import services as member_services
 from members.models import KeepMetric, LapseTo, Member, RefundPolicy, Tier, TierChange
 from orders.models import Order
 
-from .. import engine
-from ..facts import FactSource, facts_compute
+from ..engine import evaluate
+from ..engine.facts import FactSource, facts_compute
 from ..models import ActionKind, Rule, Trigger
 from ..selectors.live import rules_live
 from ..selectors.tier_period import keeps
@@ -73,7 +74,7 @@ def _lapse(member: Member, figures: dict[str, Decimal], tiers: list[Tier]) -> Ti
         return member_services.member_renew_tier(member=member, reason=reason, **unsaved)
     target = _lapse_target(tier, figures, tiers)
     reason = f"lapsed: {_figure_text(tier, figures)}"
-    floor = member_services.member_tier_floor(member=member, on_date=timezone.localdate(ends))
+    floor = member_selectors.member_tier_floor(member=member, on_date=timezone.localdate(ends))
     if floor is not None and floor.rank > target.rank:
         target, reason = floor, f"{reason}; kept at the operator's floor"
     if target == tier:
@@ -120,7 +121,7 @@ def tier_recheck_after_refund(
             return None
         rules, judged_order = [firing.rule], firing.order
         why = f"rule {firing.rule.code} no longer holds"
-    elif upgrade.changed_by_id is not None and member_services.member_tier_floor(
+    elif upgrade.changed_by_id is not None and member_selectors.member_tier_floor(
         member=member, on_date=timezone.localdate(at)
     ):
         rules, judged_order = rules_granting(tier), order
@@ -132,10 +133,10 @@ def tier_recheck_after_refund(
     before = copy.copy(member)
     before.tier, before.tier_expires_at = upgrade.from_tier, None
     source = FactSource(
-        member=before, now=at, needs=engine.fact_needs(rules), data=data, order=judged_order
+        member=before, now=at, needs=evaluate.fact_needs(rules), data=data, order=judged_order
     )
     facts = facts_compute(source)
-    if any(engine.rule_evaluate(rule, facts).matched for rule in rules):
+    if any(evaluate.rule_evaluate(rule, facts).matched for rule in rules):
         return None
     return member_services.member_set_tier(
         member=member,

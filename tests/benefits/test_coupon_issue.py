@@ -194,7 +194,7 @@ def test_a_rule_whose_coupon_budget_is_spent_still_fires_its_other_actions(caplo
     fire(member)
 
     # when
-    with caplog.at_level(logging.INFO, logger="rules.actions"):
+    with caplog.at_level(logging.INFO, logger="rules.services.effects"):
         second = fire(member)
 
     # then: the firing and its points stand, without a coupon
@@ -204,7 +204,7 @@ def test_a_rule_whose_coupon_budget_is_spent_still_fires_its_other_actions(caplo
     assert Coupon.objects.filter(member=member).count() == 1
     bodies = list(Notification.objects.order_by("pk").values_list("body", flat=True))
     assert bodies == ["100积分，满300减50", "100积分"]
-    [record] = [r for r in caplog.records if r.name == "rules.actions"]
+    [record] = [r for r in caplog.records if r.name == "rules.services.effects"]
     assert record.levelno == logging.INFO
     assert record.getMessage() == f"member #{member.pk}: no coupon of gift (budget)"
     assert "王先生" not in caplog.text and "13800138000" not in caplog.text

@@ -20,7 +20,7 @@ from benefits.services.points import earning_policy_update
 from members.models import Member
 from rules.models import RuleFiring
 from rules.programme.load import programme_load
-from rules.services.clock import clock_triggers_run
+from rules.services.daily import clock_triggers_run
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db

@@ -34,7 +34,7 @@ from members.models import Member, Tier
 from notifications.models import Notification, NotificationTemplate
 from orders.services import order_record
 from rules.models import Rule, RuleFiring, RuleJob
-from rules.services.clock import clock_triggers_run
+from rules.services.daily import clock_triggers_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

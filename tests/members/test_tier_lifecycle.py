@@ -22,7 +22,7 @@ from notifications.models import Notification
 from orders.models import Order
 from orders.services import order_record, refund_record
 from rules.models import Rule, RuleFiring
-from rules.services.clock import clock_triggers_run
+from rules.services.daily import clock_triggers_run
 from rules.services.evaluation import members_tier_lapse
 from rules.services.lifecycle import tier_lapses_due
 from tests.factories import MemberFactory, RuleFactory, TierFactory, action

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from rules import conditions
+from rules.engine import conditions
 from tests.factories import TierFactory
 
 

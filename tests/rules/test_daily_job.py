@@ -15,7 +15,7 @@ from members.models import Member, Tier
 from notifications.models import Notification
 from orders.models import Order
 from rules.selectors.live import rules_active
-from rules.services.clock import clock_triggers_run
+from rules.services.daily import clock_triggers_run
 
 pytestmark = pytest.mark.django_db
 

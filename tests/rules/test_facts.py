@@ -15,7 +15,7 @@ from members.models import EngagementEvent, EngagementKind, Member, Tag
 from members.services import engagement_record
 from orders.models import Order, Refund
 from orders.services import order_record, refund_record
-from rules.facts import FactSource, Need, facts_compute
+from rules.engine.facts import FactSource, Need, facts_compute
 from rules.models import RuleCondition, RuleFiring
 from rules.services.evaluation import member_evaluate
 from tests.factories import MemberFactory, RuleFactory, TierFactory, action, condition

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules import logic
+from rules.engine import logic_line
 
 
 @pytest.mark.parametrize(
@@ -17,20 +17,20 @@ from rules import logic
     ],
 )
 def test_parse(text, node):
-    assert logic.parse(text) == node
+    assert logic_line.parse(text) == node
 
 
 @pytest.mark.parametrize("text", ["", "1 and", "(1 or 2", "1 2", "1 xor 2", "and 1", "1)"])
 def test_parse_rejects_what_it_cannot_read(text):
-    with pytest.raises(logic.LogicError):
-        logic.parse(text)
+    with pytest.raises(logic_line.LogicError):
+        logic_line.parse(text)
 
 
 def test_evaluate():
-    node = logic.parse("(1 and 2) or 3")
-    assert logic.evaluate(node, {1: True, 2: True, 3: False})
-    assert logic.evaluate(node, {1: False, 2: True, 3: True})
-    assert not logic.evaluate(node, {1: True, 2: False, 3: False})
+    node = logic_line.parse("(1 and 2) or 3")
+    assert logic_line.evaluate(node, {1: True, 2: True, 3: False})
+    assert logic_line.evaluate(node, {1: False, 2: True, 3: True})
+    assert not logic_line.evaluate(node, {1: True, 2: False, 3: False})
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ def test_evaluate():
     ],
 )
 def test_check_against_the_rules_conditions(text, positions, problem):
-    result = logic.check(text, positions)
+    result = logic_line.check(text, positions)
     assert result is None if problem is None else problem in result
 
 
@@ -60,6 +60,6 @@ expressions = st.recursive(
 @given(expressions, st.dictionaries(st.integers(1, 9), st.booleans(), min_size=9, max_size=9))
 def test_text_round_trip_keeps_the_meaning(node, results):
     node = (node[0], list(node[1])) if isinstance(node, tuple) else node
-    reparsed = logic.parse(logic.to_text(node))
-    assert logic.evaluate(reparsed, results) == logic.evaluate(node, results)
-    assert logic.parse(logic.to_text(reparsed)) == reparsed
+    reparsed = logic_line.parse(logic_line.to_text(node))
+    assert logic_line.evaluate(reparsed, results) == logic_line.evaluate(node, results)
+    assert logic_line.parse(logic_line.to_text(reparsed)) == reparsed

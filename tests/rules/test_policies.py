@@ -17,7 +17,7 @@ from members.services import engagement_record
 from orders.models import Order, Refund
 from orders.services import order_record, refund_record
 from rules.models import Rule, RuleFiring
-from rules.services.clock import clock_triggers_run
+from rules.services.daily import clock_triggers_run
 from rules.services.evaluation import member_evaluate
 from tests.factories import MemberFactory, RuleFactory, TierFactory, action, condition
 

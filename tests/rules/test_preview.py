@@ -14,8 +14,8 @@ from benefits.models import GrowthEntry, PointsEntry
 from members.models import EngagementKind, Member, Tag
 from members.services import engagement_record
 from orders.services import order_record, refund_record
-from rules import engine, logic
-from rules.facts import FACTS, FactSource, facts_compute
+from rules.engine import evaluate, logic_line
+from rules.engine.facts import FACTS, FactSource, facts_compute
 from rules.models import Rule, RuleCondition
 from rules.selectors.preview import EVENT_FACTS, members_matching
 from tests.factories import MemberFactory, RuleFactory, TierFactory, condition
@@ -60,14 +60,14 @@ def engine_matches(rule: Rule, member: Member, now: datetime) -> bool:
     """The engine's verdict, with conditions about the triggering event counted as met
     (as the preview counts them)."""
     member = Member.objects.select_related("tier").get(pk=member.pk)
-    facts = facts_compute(FactSource(member=member, now=now, needs=engine.fact_needs([rule])))
-    evaluation = engine.rule_evaluate(rule, facts)
+    facts = facts_compute(FactSource(member=member, now=now, needs=evaluate.fact_needs([rule])))
+    evaluation = evaluate.rule_evaluate(rule, facts)
     outcome = {result.number: result.passed for result in evaluation.conditions}
     for condition_row in rule.conditions.all():
         if condition_row.fact in EVENT_FACTS:
             outcome[condition_row.position] = True
-    expression = logic.parse(rule.logic) if rule.logic else ("and", sorted(outcome))
-    return logic.evaluate(expression, outcome)
+    expression = logic_line.parse(rule.logic) if rule.logic else ("and", sorted(outcome))
+    return logic_line.evaluate(expression, outcome)
 
 
 # --- Examples ------------------------------------------------------------------------
@@ -392,7 +392,7 @@ def logic_lines(draw, count: int) -> str:
         op = draw(st.sampled_from(["and", "or"]))
         return f"({build(items[:cut])} {op} {build(items[cut:])})"
 
-    return logic.to_text(logic.parse(build(list(numbers))))
+    return logic_line.to_text(logic_line.parse(build(list(numbers))))
 
 
 @st.composite

@@ -15,7 +15,7 @@ from benefits.models import Coupon, EarningPolicy, GrowthEntry, PointsEntry
 from members.models import Member, Tag, TierChange
 from notifications.models import Notification
 from orders.services import order_record
-from rules.facts import FACTS, FactSource, Need, facts_compute
+from rules.engine.facts import FACTS, FactSource, Need, facts_compute
 from rules.models import RuleAction, RuleCondition, RuleFiring
 from rules.services.evaluation import member_evaluate
 from tests.factories import (

@@ -12,7 +12,7 @@ from django.urls import reverse
 from rules.models import Rule, RuleRevision
 from rules.programme.dump import rule_as_data
 from rules.programme.load import programme_load
-from rules.services.saving import rule_upsert
+from rules.services.authoring import rule_upsert
 from tests.factories import rule_form
 
 pytestmark = pytest.mark.django_db

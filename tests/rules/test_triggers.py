@@ -18,9 +18,9 @@ from members.models import EngagementEvent, EngagementKind, Member
 from members.services import engagement_record, member_upsert
 from orders.models import Order, Refund
 from orders.services import order_record, refund_record
-from rules import actions
 from rules.models import RuleFiring
-from rules.services.clock import clock_triggers_run
+from rules.services import effects
+from rules.services.daily import clock_triggers_run
 from rules.services.evaluation import member_evaluate
 from tests.factories import MemberFactory, RuleFactory, TierFactory, action, condition
 
@@ -296,7 +296,7 @@ def test_a_failed_evaluation_leaves_nothing_behind_and_the_subject_pending(monke
     def boom(*args, **kwargs):
         raise RuntimeError("provider down")
 
-    monkeypatch.setitem(actions.APPLY, "award_points", boom)
+    monkeypatch.setitem(effects.APPLY, "award_points", boom)
 
     # when
     with pytest.raises(RuntimeError):

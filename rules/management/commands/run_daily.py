@@ -3,7 +3,7 @@ from datetime import date
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from rules.services.clock import POINTS_EXPIRY, TIER_LAPSE, clock_triggers_run
+from rules.services.daily import POINTS_EXPIRY, TIER_LAPSE, clock_triggers_run
 
 DONE = {POINTS_EXPIRY: "members' lapsed points written off", TIER_LAPSE: "tier renewals or moves"}
 

@@ -10,8 +10,8 @@ from core.models import Evaluable
 from members.models import EngagementEvent, Member, TierChange
 from orders.models import Order, Refund
 
-from . import clock
-from .models import CLOCK_TRIGGERS, FiringLimit, Rule, RuleFiring
+from ..models import CLOCK_TRIGGERS, FiringLimit, Rule, RuleFiring
+from . import clock_triggers
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,9 @@ def occurrence_key(rule: Rule, member: Member, occurrence: Occurrence) -> str:
         return key
     if rule.trigger in CLOCK_TRIGGERS and not occurrence.by_job:
         # Every time the clock trigger happens: once per birthday, per lapse date, …
-        return clock.occurrence_key(rule.trigger, rule.trigger_days, member, occurrence.day)
+        return clock_triggers.clock_occurrence_key(
+            rule.trigger, rule.trigger_days, member, occurrence.day
+        )
     return occurrence.key
 
 

@@ -12,10 +12,12 @@ from benefits import selectors as benefit_selectors
 from core.days import start_of_day
 from members.models import Member, Tier
 
-from .models import Trigger
+from ..models import Trigger
 
 
-def occurrence_key(trigger: str, days: int | None, member: Member, on_date: date) -> str | None:
+def clock_occurrence_key(
+    trigger: str, days: int | None, member: Member, on_date: date
+) -> str | None:
     """The occurrence the trigger (with N = `days`) names for the member on `on_date`, or
     None if it does not happen to them that day."""
     if trigger == Trigger.BIRTHDAY:

@@ -7,8 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils.translation import gettext
 
-from .. import logic, tree
-from ..conditions import codes_from_names, normalize_value
+from ..engine import condition_tree, logic_line
+from ..engine.conditions import codes_from_names, normalize_value
 from ..models import Rule, RuleAction, RuleCondition, RuleRevision
 
 RULE_FIELDS = (
@@ -53,9 +53,9 @@ def rule_upsert(
 ) -> tuple[Rule, bool]:
     """Create or update a rule by code with its full set of conditions and actions.
     Returns (rule, changed); an unchanged rule keeps its version and history."""
-    if problem := logic.check(fields.get("logic", ""), {c["position"] for c in conditions}):
+    if problem := logic_line.check(fields.get("logic", ""), {c["position"] for c in conditions}):
         raise ValidationError({"logic": problem})
-    conditions, fields["logic"] = tree.canonical(
+    conditions, fields["logic"] = condition_tree.canonical(
         [{**c, "value": _value(c)} for c in conditions],
         fields.get("logic", ""),
     )

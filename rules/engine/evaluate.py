@@ -4,9 +4,9 @@ and the admin's previews use the same evaluation without applying anything."""
 from dataclasses import dataclass
 from typing import Any
 
-from . import conditions, logic
+from ..models import Rule, RuleCondition
+from . import conditions, logic_line
 from .facts import FACTS, Need
-from .models import Rule, RuleCondition
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,9 @@ def rule_evaluate(rule: Rule, facts: dict[Need, Any]) -> RuleEvaluation:
         passed = conditions.evaluate(actual, condition.op, _parsed(condition))
         results.append(ConditionResult(condition=condition, actual=actual, passed=passed))
     outcome = {result.number: result.passed for result in results}
-    expression = logic.parse(rule.logic) if rule.logic else ("and", sorted(outcome))
+    expression = logic_line.parse(rule.logic) if rule.logic else ("and", sorted(outcome))
     return RuleEvaluation(
-        rule=rule, matched=logic.evaluate(expression, outcome), conditions=results
+        rule=rule, matched=logic_line.evaluate(expression, outcome), conditions=results
     )
 
 

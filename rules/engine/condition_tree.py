@@ -3,7 +3,7 @@ logic line in the database ("(1 and 2) or 3") are two views of one thing."""
 
 from typing import Any
 
-from . import logic
+from . import logic_line
 
 
 def tree_to_rows(tree: dict | None) -> tuple[list[dict], str]:
@@ -12,7 +12,7 @@ def tree_to_rows(tree: dict | None) -> tuple[list[dict], str]:
         return [], ""
     rows: list[dict] = []
 
-    def walk(node: dict) -> logic.Node:
+    def walk(node: dict) -> logic_line.Node:
         for key, op in (("all", "and"), ("any", "or")):
             if key in node:
                 return (op, [walk(child) for child in node[key]])
@@ -22,28 +22,28 @@ def tree_to_rows(tree: dict | None) -> tuple[list[dict], str]:
         return len(rows)
 
     # Re-parse so nested groups of the same kind flatten exactly as a typed line would.
-    expression = logic.parse(logic.to_text(walk(tree)))
+    expression = logic_line.parse(logic_line.to_text(walk(tree)))
     if isinstance(expression, int) or (
         expression[0] == "and" and all(isinstance(operand, int) for operand in expression[1])
     ):
         return rows, ""  # "all of them", the default
-    return rows, logic.to_text(expression)
+    return rows, logic_line.to_text(expression)
 
 
-def canonical(rows: list[dict], logic_line: str) -> tuple[list[dict], str]:
+def canonical(rows: list[dict], line: str) -> tuple[list[dict], str]:
     """The one stored form of a rule's conditions: numbered 1, 2, … in the order the logic
     names them, and no logic line when they must simply all hold. "2 or 1" over rows 10
     and 20 becomes "1 or 2" over rows 1 and 2; "1 and 2" becomes ""."""
-    return tree_to_rows(rows_to_tree(rows, logic_line))
+    return tree_to_rows(rows_to_tree(rows, line))
 
 
-def rows_to_tree(rows: list[dict], logic_line: str, leaf=lambda row: row) -> dict | None:
+def rows_to_tree(rows: list[dict], line: str, leaf=lambda row: row) -> dict | None:
     if not rows:
         return None
     by_position = {row["position"]: row for row in rows}
-    expression = logic.parse(logic_line) if logic_line else ("and", sorted(by_position))
+    expression = logic_line.parse(line) if line else ("and", sorted(by_position))
 
-    def build(node: logic.Node) -> Any:
+    def build(node: logic_line.Node) -> Any:
         if isinstance(node, int):
             return leaf(by_position[node])
         op, operands = node

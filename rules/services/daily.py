@@ -16,7 +16,7 @@ from core.days import start_of_day
 from core.queue import enqueue
 from members import journal
 
-from .. import clock
+from ..engine import clock_triggers
 from ..models import CLOCK_TRIGGERS
 from ..selectors.live import rules_live
 from .evaluation import members_evaluate_clock, members_tier_lapse
@@ -36,7 +36,9 @@ def clock_batches(on_date: date) -> Iterator[tuple[str, list[int]]]:
         rules = rules_live(trigger=trigger)
         member_ids: set[int] = set()
         for days in {rule.trigger_days for rule in rules}:
-            member_ids.update(clock.candidates(trigger, days, on_date).values_list("pk", flat=True))
+            member_ids.update(
+                clock_triggers.candidates(trigger, days, on_date).values_list("pk", flat=True)
+            )
         yield from _batched(trigger, sorted(member_ids))
 
 

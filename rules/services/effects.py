@@ -27,7 +27,7 @@ from notifications.services.messages import message_context
 from notifications.services.outbox import notification_queue, webhook_queue
 from orders.models import Order
 
-from .models import ActionKind, RuleAction, RuleFiring
+from ..models import ActionKind, RuleAction, RuleFiring
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from members.models import EngagementEvent, Member, TierChange
 from orders import selectors as order_selectors
 from orders.models import Order, Refund
 
-from .selectors import tier_period
+from ..selectors import tier_period
 
 MONEY, COUNT, TIER, TAGS, KIND = "money", "count", "tier", "tags", "kind"
 
