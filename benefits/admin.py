@@ -10,7 +10,7 @@ from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import CodeKeyedAdmin, ReadOnlyAdmin, job_progress
+from core.admin import CodeKeyedAdmin, ReadOnlyAdmin, job_progress, shortened
 
 from .models import (
     Coupon,
@@ -272,19 +272,36 @@ class CouponAdmin(ReadOnlyAdmin):
         return discount_summary(coupon)
 
 
-@admin.register(PointsEntry)
-class PointsEntryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "member", "kind", "points", "expires_at", "reason", "firing"]
+class LedgerAdmin(ReadOnlyAdmin):
+    """A ledger's entries: the firing that made an entry is on its page (its reason names
+    the rule); ids wrap and long reasons are cut, so the list fits the window."""
+
     list_filter = ["kind", "created_at"]
-    list_select_related = ["member", "firing__rule"]
+    list_select_related = ["member"]
     search_fields = ["=member__external_id"]
     date_hierarchy = "created_at"
+
+    @admin.display(description=_("member"), ordering="member__external_id")
+    def member_external_id(self, entry: PointsEntry | GrowthEntry) -> str:
+        return entry.member.external_id
+
+    @admin.display(description=_("reason"), ordering="reason")
+    def short_reason(self, entry: PointsEntry | GrowthEntry) -> str:
+        return shortened(entry.reason)
+
+
+@admin.register(PointsEntry)
+class PointsEntryAdmin(LedgerAdmin):
+    list_display = [
+        "created_at",
+        "member_external_id",
+        "kind",
+        "points",
+        "expires_at",
+        "short_reason",
+    ]
 
 
 @admin.register(GrowthEntry)
-class GrowthEntryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "member", "kind", "points", "reason", "firing"]
-    list_filter = ["kind", "created_at"]
-    list_select_related = ["member", "firing__rule"]
-    search_fields = ["=member__external_id"]
-    date_hierarchy = "created_at"
+class GrowthEntryAdmin(LedgerAdmin):
+    list_display = ["created_at", "member_external_id", "kind", "points", "short_reason"]

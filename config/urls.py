@@ -68,6 +68,10 @@ api = [
     ),
 ]
 
+# The admin is the product's, in every language: its name heads each page and the
+# browser's tab. (The index keeps Django's translated "Site administration".)
+admin.site.site_header = admin.site.site_title = "tierflow"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health, name="health"),

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.db.models import Model
 from django.http import HttpRequest
 from django.utils.html import format_html
+from django.utils.text import Truncator
 
 PII_PERMISSION = "members.view_member_pii"
 
@@ -52,3 +53,12 @@ def job_progress(job) -> str:
         job.processed,
         job.total,
     )
+
+
+def shortened(text: object, length: int = 60) -> str:
+    """Long text (a rule's name, a ledger reason) cut to `length` characters for a list
+    column, whole on hover: lists stay within the window."""
+    text = str(text)
+    if len(text) <= length:
+        return text
+    return format_html('<span title="{}">{}</span>', text, Truncator(text).chars(length))

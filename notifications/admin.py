@@ -8,7 +8,7 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from core.admin import CodeKeyedAdmin, ReadOnlyAdmin, sees_pii
+from core.admin import CodeKeyedAdmin, ReadOnlyAdmin, sees_pii, shortened
 from core.pii import redact_person
 from members.models import Member
 
@@ -98,16 +98,9 @@ class NotificationTemplateAdmin(CodeKeyedAdmin):
 
 @admin.register(Notification)
 class NotificationAdmin(ReadOnlyAdmin):
-    list_display = [
-        "id",
-        "created_at",
-        "member",
-        "channel",
-        "template",
-        "status",
-        "attempts",
-        "sent_at",
-    ]
+    # Attempts and times past the creation are on each message's page; ids and template
+    # names wrap (a foreign key column never wraps), so the list fits the window.
+    list_display = ["id", "created_at", "member_external_id", "channel", "template_name", "status"]
     list_filter = ["status", "channel", "purpose", "template", "created_at"]
     list_select_related = ["member", "template"]
     search_fields = ["=member__external_id"]
@@ -118,6 +111,14 @@ class NotificationAdmin(ReadOnlyAdmin):
         fields = [f.name for f in self.model._meta.fields]
         # The text names the member: masked for staff who may not see personal data.
         return [f if f != "body" or sees_pii(request) else "masked_body" for f in fields]
+
+    @admin.display(description=_("member"), ordering="member__external_id")
+    def member_external_id(self, notification: Notification) -> str:
+        return notification.member.external_id
+
+    @admin.display(description=_("message template"), ordering="template__name")
+    def template_name(self, notification: Notification) -> str | None:
+        return shortened(notification.template) if notification.template else None
 
     @admin.display(description=_("text"))
     def masked_body(self, notification: Notification) -> str:

@@ -11,8 +11,6 @@
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import timedelta
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -21,16 +19,16 @@ from celery.contrib.testing.worker import start_worker
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import Client
-from django.utils import timezone, translation
+from django.utils import translation
 from rest_framework.test import APIClient
 from rest_framework_api_key.models import APIKey
 
 from config.celery import app as celery_app
 from rules.programme.load import programme_load
 from rules.selectors import live
+from tests.helpers import SEED_PROGRAMME, order_payload, use_broker
 
 ON_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-SEED_PROGRAMME = settings.BASE_DIR / "rules" / "programmes" / "seed.yaml"
 
 
 def _isolated_broker_url(url: str) -> str:
@@ -44,15 +42,7 @@ def _isolated_broker_url(url: str) -> str:
     return urlunsplit(parts._replace(path=f"/{base + 1 + int(worker[2:])}"))
 
 
-def _use_broker(url: str) -> None:
-    # Celery reads CELERY_BROKER_URL from the environment before its own configuration,
-    # so both must change; and it caches connection pools for the URL it first used.
-    os.environ["CELERY_BROKER_URL"] = celery_app.conf.broker_url = url
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
-
-
-_use_broker(_isolated_broker_url(settings.CELERY_BROKER_URL))
+use_broker(_isolated_broker_url(settings.CELERY_BROKER_URL))
 
 
 def _unavailable(reason: str) -> None:
@@ -132,19 +122,6 @@ def celery_worker(transactional_db) -> Iterator[None]:
         yield
 
 
-@contextmanager
-def broker_down() -> Iterator[None]:
-    """Publishing goes to a port where nothing listens, as when Redis is down."""
-    saved = celery_app.conf.broker_url, celery_app.conf.task_always_eager
-    _use_broker("redis://127.0.0.1:9/0")
-    celery_app.conf.task_always_eager = False
-    try:
-        yield
-    finally:
-        _use_broker(saved[0])
-        celery_app.conf.task_always_eager = saved[1]
-
-
 @pytest.fixture
 def admin_client(db) -> Client:
     """Logged in as a superuser."""
@@ -175,18 +152,6 @@ class Api:
 
     def order(self, **fields):
         return self.post("/api/v1/orders/", order_payload(**fields))
-
-
-def order_payload(**fields) -> dict:
-    payload = {
-        "external_id": "SO-1",
-        "member": {"external_id": "M-1", "name": "王先生", "phone": "13800138000"},
-        "amount": "100.00",
-        "currency": "CNY",
-        "placed_at": (timezone.now() - timedelta(hours=1)).isoformat(),
-    }
-    payload.update(fields)
-    return payload
 
 
 @pytest.fixture

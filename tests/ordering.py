@@ -23,7 +23,7 @@ from rules.models import RuleFiring
 from rules.programme.load import programme_load
 from rules.services.batch import Batch
 from rules.services.evaluation import member_evaluate, waiting_evaluate
-from tests.conftest import SEED_PROGRAMME
+from tests.helpers import SEED_PROGRAMME
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=SHANGHAI)
@@ -223,17 +223,22 @@ class World:
 
         def ledger(model) -> list:
             rows = model.objects.filter(member=member).select_related("order", "firing__rule")
+            # None sorts first, beside text, so that entries alike but for an order or a
+            # rule compare.
             return sorted(
                 (
-                    e.kind,
-                    e.points,
-                    plain(e.reason),
-                    e.order and plain(e.order.external_id),
-                    e.firing and e.firing.rule.code,
-                    e.created_at,
-                    getattr(e, "expires_at", None),
-                )
-                for e in rows
+                    (
+                        e.kind,
+                        e.points,
+                        plain(e.reason),
+                        e.order and plain(e.order.external_id),
+                        e.firing and e.firing.rule.code,
+                        e.created_at,
+                        getattr(e, "expires_at", None),
+                    )
+                    for e in rows
+                ),
+                key=lambda row: tuple((value is not None, value) for value in row),
             )
 
         def when(moment):

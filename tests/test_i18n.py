@@ -6,6 +6,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from rules.models import Rule
+from tests.factories import rule_form
 
 CATALOGUE = Path(settings.BASE_DIR) / "locale" / "zh_Hans" / "LC_MESSAGES" / "django.po"
 
@@ -41,8 +42,6 @@ def test_the_admin_speaks_the_browsers_language(admin_client, seed):
 
 @pytest.mark.django_db
 def test_condition_mistakes_are_explained_in_chinese(admin_client, seed):
-    from tests.test_admin import rule_form
-
     response = admin_client.post(
         reverse("admin:rules_rule_add"),
         rule_form(**{"conditions-1-days": ""}),

@@ -5,7 +5,7 @@ from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import ReadOnlyAdmin, job_progress, sees_pii
+from core.admin import ReadOnlyAdmin, job_progress, sees_pii, shortened
 from core.pii import redact_person
 
 from ..models import RuleFiring, RuleJob
@@ -13,7 +13,9 @@ from ..models import RuleFiring, RuleJob
 
 @admin.register(RuleFiring)
 class RuleFiringAdmin(ReadOnlyAdmin):
-    list_display = ["fired_at", "rule", "member", "trigger", "order", "rule_version"]
+    # The trigger and the rule's version are on each firing's page; long rule names are
+    # cut, and ids wrap (a foreign key column never wraps), so the list fits the window.
+    list_display = ["fired_at", "rule_name", "member_external_id", "order_external_id"]
     list_filter = ["rule", "trigger", "fired_at"]
     list_select_related = ["rule", "member", "order"]
     search_fields = ["=member__external_id", "=rule__code"]
@@ -34,6 +36,18 @@ class RuleFiringAdmin(ReadOnlyAdmin):
     def get_fields(self, request, obj=None):
         # Message texts name the member: masked for staff who may not see personal data.
         return self.fields if sees_pii(request) else [*self.fields[:-1], "masked_effects"]
+
+    @admin.display(description=_("rule"), ordering="rule__name")
+    def rule_name(self, firing: RuleFiring) -> str:
+        return shortened(firing.rule.name)
+
+    @admin.display(description=_("member"), ordering="member__external_id")
+    def member_external_id(self, firing: RuleFiring) -> str:
+        return firing.member.external_id
+
+    @admin.display(description=_("order"), ordering="order__external_id")
+    def order_external_id(self, firing: RuleFiring) -> str | None:
+        return firing.order.external_id if firing.order else None
 
     @admin.display(description=_("facts the rule saw"))
     def facts_seen(self, firing: RuleFiring) -> str:

@@ -142,6 +142,7 @@ class ApplyForm(forms.Form):
 
 @admin.register(Rule)
 class RuleAdmin(admin.ModelAdmin):
+    # The budget and the version are on the rule's page: the list fits the window.
     list_display = [
         "priority",
         "code",
@@ -149,12 +150,10 @@ class RuleAdmin(admin.ModelAdmin):
         "trigger",
         "is_active",
         "firing_limit",
-        "budget",
-        "version",
         "firing_count",
     ]
     list_display_links = ["code", "name"]
-    list_filter = ["is_active", "trigger"]
+    list_filter = ["is_active", "trigger", "firing_limit"]
     search_fields = ["code", "name"]
     inlines = [ConditionInline, ActionInline, RevisionInline]
     fieldsets = [
@@ -192,6 +191,9 @@ class RuleAdmin(admin.ModelAdmin):
             },
         ),
     ]
+
+    class Media:
+        css = {"all": ["rules/rule_form.css"]}
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(firing_count=Count("firings"))

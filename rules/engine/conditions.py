@@ -11,7 +11,7 @@ from typing import Any
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from .facts import COUNT, FACTS, KIND, MONEY, TAGS, TIER
+from .facts import COUNT, FACTS, KIND, MONEY, TAGS, TIER, fact_describe
 
 OPERATOR_CHOICES = [
     ("gte", "≥"),
@@ -194,10 +194,4 @@ def evaluate(actual: Any, op: str, parsed: Any) -> bool:
 def describe(
     fact: str, op: str, value: str, days: int | None, event_kind: str | None = None
 ) -> str:
-    definition = FACTS.get(fact)
-    label = str(definition.label) if definition else fact
-    if days:
-        label = label.replace("N", str(days), 1)  # "spend in the last N days", "最近N天消费"
-    if event_kind:
-        label = f"{label} ({event_kind})"
-    return f"{label} {dict(OPERATOR_CHOICES).get(op, op)} {value}"
+    return f"{fact_describe(fact, days, event_kind)} {dict(OPERATOR_CHOICES).get(op, op)} {value}"

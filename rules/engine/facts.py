@@ -55,6 +55,23 @@ class Need:
         qualifiers = [str(q) for q in (self.days, self.event_kind) if q is not None]
         return f"{self.fact}[{','.join(qualifiers)}]" if qualifiers else self.fact
 
+    @property
+    def description(self) -> str:
+        """For people, e.g. 'spend in the last 30 days' (the admin's "test on a member")."""
+        return fact_describe(self.fact, self.days, self.event_kind)
+
+
+def fact_describe(fact: str, days: int | None = None, event_kind: str | None = None) -> str:
+    """A fact's label with its window and engagement kind filled in, in the active
+    language: 'spend in the last 30 days', 'engagements in the last 7 days (review)'."""
+    definition = FACTS.get(fact)
+    label = str(definition.label) if definition else fact
+    if days:
+        label = label.replace("N", str(days), 1)  # "spend in the last N days", "最近N天消费"
+    if event_kind:
+        label = f"{label} ({event_kind})"
+    return label
+
 
 def fact(
     key: str,

@@ -21,7 +21,8 @@ from ..models import CLOCK_TRIGGERS, ActionKind, Rule, Trigger
 
 @dataclass
 class Explanation:
-    facts: list[tuple[str, Any]]
+    facts: list[tuple[str, Any]]  # keyed as a firing records them: "spend_in_days[30]"
+    labelled_facts: list[tuple[str, Any]]  # for people: "spend in the last 30 days"
     evaluation: evaluate.RuleEvaluation
     actions: list[str]
     would_fire: bool  # now, as the rule stands
@@ -61,6 +62,9 @@ def rule_explain(rule: Rule, member: Member) -> Explanation:
         notes.append(gettext("The rule is not active now, so it would not fire until it is."))
     return Explanation(
         facts=[(need.label, value) for need, value in sorted(facts.items(), key=_by_label)],
+        labelled_facts=sorted(
+            ((need.description, value) for need, value in facts.items()), key=lambda row: row[0]
+        ),
         evaluation=evaluation,
         actions=[describe_action(action) for action in rule.actions.all()],
         would_fire=possible and rule.is_live(),

@@ -19,8 +19,8 @@ from benefits.services.coupon_jobs import coupon_issue_job_start
 from benefits.services.coupons import coupon_issue
 from benefits.tasks import run_coupon_issue_job, sweep_coupon_issue_jobs
 from members.models import Member, Tag
-from tests.conftest import broker_down
 from tests.factories import CouponTemplateFactory, MemberFactory, TierFactory
+from tests.helpers import broker_down
 
 pytestmark = pytest.mark.django_db
 

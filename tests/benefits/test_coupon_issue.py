@@ -353,3 +353,28 @@ def test_the_member_api_lists_a_percentage_coupon(api):
         None,
         "issued",
     )
+
+
+def test_codes_cannot_be_changed_in_the_admin(admin_client):
+    # given
+    gift = CouponTemplateFactory(code="silver-gift", name="银卡会员升级券", amount_off=50)
+
+    # when
+    response = admin_client.post(
+        reverse("admin:benefits_coupontemplate_change", args=[gift.pk]),
+        {
+            "code": "renamed",
+            "name": "New name",
+            "discount": "amount",
+            "min_spend": "300",
+            "amount_off": "60",
+            "valid_days": "15",
+            "stacking": "exclusive",
+        },
+    )
+
+    # then: the rest of the terms changed, the code did not
+    assert response.status_code == 302
+    gift.refresh_from_db()
+    assert (gift.code, gift.name, gift.amount_off) == ("silver-gift", "New name", 60)
+    assert not CouponTemplate.objects.filter(code="renamed").exists()

@@ -11,8 +11,8 @@ from django.utils import timezone
 from benefits.models import Coupon
 from benefits.services.coupons import CouponUnavailable, coupon_issue
 from members import services as member_services
-from tests.e2e.helpers import erp_client, in_parallel
 from tests.factories import CouponTemplateFactory, MemberFactory
+from tests.helpers import erp_client, in_parallel
 
 pytestmark = pytest.mark.django_db
 

@@ -8,11 +8,30 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from benefits.models import PointsEntry
-from benefits.services.points import earning_policy_update
 from members.models import Member
 from orders.models import Order
+from rules.programme.load import programme_load
 
 pytestmark = pytest.mark.django_db
+
+# A point per yuan and a growth point per 10; Silver at 2000 spent, with 500 points.
+PROGRAMME = """
+earning: {points_per_unit: 1, growth_per_unit: 0.1}
+tiers:
+  - {code: regular, name: Regular, rank: 0}
+  - {code: silver, name: Silver, rank: 1}
+rules:
+  - code: silver-at-2000
+    name: Silver at 2000
+    trigger: order_paid
+    conditions:
+      all:
+        - {fact: lifetime_spend, op: gte, value: 2000}
+        - {fact: tier_rank, op: lt, value: 1}
+    actions:
+      - {type: set_tier, tier: silver}
+      - {type: award_points, points: 500}
+"""
 
 
 def verify() -> str:
@@ -29,8 +48,9 @@ def drift() -> str:
 
 
 @pytest.fixture
-def history(api, seed) -> Member:
-    earning_policy_update(points_per_unit=Decimal(1))
+def history(api) -> Member:
+    """2100 spent (Silver, from SO-2), then 100 of SO-2 and all of SO-1 refunded."""
+    programme_load(PROGRAMME)
     api.order(external_id="SO-1", amount="1500.00")
     api.order(external_id="SO-2", amount="600.00")
     api.post("/api/v1/orders/SO-2/refunds/", {"external_id": "R-1", "amount": "100.00"})

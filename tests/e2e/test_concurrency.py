@@ -13,8 +13,7 @@ from notifications.models import Notification
 from orders.services import order_record
 from rules.models import RuleFiring
 from rules.services.evaluation import member_evaluate
-from tests.conftest import broker_down
-from tests.e2e.helpers import erp_client, in_parallel, order
+from tests.helpers import broker_down, erp_client, erp_order, in_parallel
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -30,7 +29,7 @@ def test_twenty_concurrent_orders_upgrade_once_with_exact_totals(seed):
         20,
         lambda i: (
             client.post(
-                "/api/v1/orders/", order(f"C-{i}", "100.00", MEMBER), format="json"
+                "/api/v1/orders/", erp_order(f"C-{i}", "100.00", MEMBER), format="json"
             ).status_code
         ),
     )
@@ -51,7 +50,7 @@ def test_twenty_concurrent_orders_upgrade_once_with_exact_totals(seed):
 def test_concurrent_replays_of_one_order_record_it_once(seed):
     # given
     client = erp_client()
-    payload = order("C-1", "100.00", MEMBER)
+    payload = erp_order("C-1", "100.00", MEMBER)
 
     # when
     statuses = in_parallel(

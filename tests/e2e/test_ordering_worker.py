@@ -16,9 +16,7 @@ from notifications.models import Notification
 from rules.models import Rule
 from rules.services.evaluation import waiting_enqueue
 from rules.tasks import evaluate_waiting
-from tests.conftest import broker_down
-from tests.e2e.helpers import wait_until
-from tests.e2e.test_worker_killed import start_worker
+from tests.helpers import broker_down, start_worker, wait_until
 from tests.ordering import CASES, EVENTS, Crash, World, crashing_after, load_ordering_programme
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

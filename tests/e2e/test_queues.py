@@ -9,9 +9,8 @@ from core.queue import enqueue
 from notifications.models import Notification
 from notifications.services.outbox import notification_queue
 from rules.tasks import evaluate_waiting
-from tests.e2e.helpers import wait_until
-from tests.e2e.test_worker_killed import start_worker
 from tests.factories import MemberFactory, NotificationTemplateFactory
+from tests.helpers import start_worker, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 

@@ -11,7 +11,7 @@ from members.models import Member, TierChange
 from notifications.models import Notification
 from orders.models import Order
 from rules.models import RuleFiring
-from tests.e2e.helpers import erp_client, order, wait_until
+from tests.helpers import erp_client, erp_order, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -47,14 +47,17 @@ def test_two_orders_move_a_new_member_to_silver_through_a_real_worker(celery_wor
 
     # when: 1500, then 600
     assert (
-        client.post("/api/v1/orders/", order("E2E-1", "1500.00", MEMBER), format="json").status_code
+        client.post(
+            "/api/v1/orders/", erp_order("E2E-1", "1500.00", MEMBER), format="json"
+        ).status_code
         == 201
     )
     wait_until(lambda: evaluated("E2E-1"))
     member = Member.objects.get(external_id="M-E2E")
     assert member.tier.code == "regular"
     assert (
-        client.post("/api/v1/orders/", order("E2E-2", "600.00"), format="json").status_code == 201
+        client.post("/api/v1/orders/", erp_order("E2E-2", "600.00"), format="json").status_code
+        == 201
     )
     wait_until(lambda: evaluated("E2E-2") and settled())
 
@@ -76,7 +79,8 @@ def test_two_orders_move_a_new_member_to_silver_through_a_real_worker(celery_wor
 
     # when: a further order
     assert (
-        client.post("/api/v1/orders/", order("E2E-3", "300.00"), format="json").status_code == 201
+        client.post("/api/v1/orders/", erp_order("E2E-3", "300.00"), format="json").status_code
+        == 201
     )
     wait_until(lambda: evaluated("E2E-3") and settled())
 
@@ -89,7 +93,7 @@ def test_two_orders_move_a_new_member_to_silver_through_a_real_worker(celery_wor
 def test_a_task_delivered_twice_applies_its_effects_once(celery_worker, seed):
     # given: an order, evaluated
     client = erp_client()
-    client.post("/api/v1/orders/", order("E2E-1", "2500.00", MEMBER), format="json")
+    client.post("/api/v1/orders/", erp_order("E2E-1", "2500.00", MEMBER), format="json")
     wait_until(lambda: evaluated("E2E-1") and settled())
     member = Member.objects.get(external_id="M-E2E")
     order_id = Order.objects.get(external_id="E2E-1").pk
@@ -99,7 +103,7 @@ def test_a_task_delivered_twice_applies_its_effects_once(celery_worker, seed):
 
     for _ in range(2):
         evaluate.delay(member.pk, "order_paid", order_id)
-    marker = client.post("/api/v1/orders/", order("E2E-2", "1.00"), format="json")
+    marker = client.post("/api/v1/orders/", erp_order("E2E-2", "1.00"), format="json")
     assert marker.status_code == 201
     wait_until(lambda: evaluated("E2E-2") and settled())
 

@@ -3,24 +3,19 @@
 message, left "sending", is put back by the sweeper and delivered by the next worker.
 The provider may so see it twice (at least once, never lost): the design's trade-off."""
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import redis
-from django.conf import settings
-from django.db import connection
 
 from config.celery import app as celery_app
 from notifications.models import Notification
 from notifications.services.delivery import deliver_enqueue, notifications_requeue_stuck
 from notifications.services.outbox import notification_queue
-from tests.e2e.helpers import wait_until
 from tests.factories import MemberFactory, NotificationTemplateFactory
+from tests.helpers import start_worker, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -60,28 +55,6 @@ def endpoint():
     yield server
     server.release.set()
     server.shutdown()
-
-
-def start_worker(queues=settings.TIERFLOW_QUEUES) -> subprocess.Popen:
-    """A worker process, as production runs them, on these queues."""
-    env = {
-        **os.environ,
-        "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": celery_app.conf.broker_url,
-        "CELERY_TASK_ALWAYS_EAGER": "false",
-        "TIERFLOW_WEBHOOK_SECRET": settings.TIERFLOW_WEBHOOK_SECRET,
-        "TIERFLOW_QUIET_HOURS": "",
-        "SECRET_KEY": settings.SECRET_KEY,
-    }
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=solo"]
-    command += ["--without-mingle", "--without-gossip", "--loglevel=WARNING"]
-    command += ["--queues", ",".join(queues), "--hostname", f"{'-'.join(queues)}@%h"]
-    return subprocess.Popen(command, env=env, cwd=settings.BASE_DIR)
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,9 +5,18 @@ from django.utils import timezone
 
 from benefits.models import GrowthEntry
 from members.models import EngagementEvent
+from rules.programme.load import programme_load
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db
+
+# What each kind of engagement earns, and how many of each a day earn it.
+PROGRAMME = """
+engagement_kinds:
+  - {code: check-in, name: Check-in, growth_points: 5, daily_cap: 1}
+  - {code: review, name: Review, growth_points: 20, daily_cap: 3}
+  - {code: share, name: Share, growth_points: 10, daily_cap: 3}
+"""
 
 
 def event(api, external_id="E-1", kind="review", minutes_ago=5, **fields):
@@ -22,7 +31,8 @@ def event(api, external_id="E-1", kind="review", minutes_ago=5, **fields):
 
 
 @pytest.fixture
-def member(seed):
+def member():
+    programme_load(PROGRAMME)
     return MemberFactory(external_id="M-1")
 
 
@@ -58,7 +68,7 @@ def test_a_replay_is_ignored(api, member):
 
 
 def test_the_daily_cap_limits_growth_points_per_kind_and_day(api, member):
-    # when: three check-ins in one day; the seed caps check-ins at one a day
+    # when: three check-ins in one day; check-ins are capped at one a day
     for n in range(3):
         event(api, external_id=f"E-{n}", kind="check-in", minutes_ago=n + 1)
 

@@ -7,7 +7,7 @@ from benefits.models import PointsEntry
 from members.models import EngagementEvent, EngagementKind, Member
 from notifications.models import Consent, Device
 from orders.models import Order
-from tests.conftest import order_payload
+from tests.helpers import order_payload
 
 pytestmark = pytest.mark.django_db
 

@@ -94,3 +94,18 @@ def test_the_migration_rewrites_stored_numbers_in_e164():
     # then
     phones = dict(Member.objects.values_list("external_id", "phone"))
     assert phones == {"M-1": "+8613800138000", "M-2": "+85291234567", "M-3": ""}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("phone", ["１３８００１３８０００", "١٣٨٠٠١٣٨٠٠٠"])
+def test_full_width_and_other_digits_in_a_phone_number_are_stored_as_ascii(api, phone):
+    api.order(member={"external_id": "M-1", "phone": phone})
+    assert Member.objects.get().phone == "+8613800138000"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("phone", ["+86 abc", "12ab"])
+def test_other_digits_are_not_a_phone_number(api, phone):
+    response = api.order(member={"external_id": "M-1", "phone": phone})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["attr"] == "member.phone"

@@ -2,11 +2,18 @@
 provider's error and sent again by an operator; personal data kept out of the logs."""
 
 import logging
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from notifications.models import Notification
 from notifications.providers import ProviderError
-from notifications.services.delivery import notification_deliver, notifications_retry
+from notifications.services.delivery import (
+    notification_deliver,
+    notifications_requeue_stuck,
+    notifications_retry,
+)
 from notifications.services.messages import message_context
 from notifications.services.outbox import notification_queue
 from tests.factories import MemberFactory, NotificationTemplateFactory, TierFactory
@@ -96,3 +103,40 @@ def test_the_phone_number_never_reaches_the_logs(member, caplog):
     assert "139****5678" in caplog.text
     assert "13912345678" not in caplog.text
     assert "王先生" not in caplog.text
+
+
+def test_an_unexpected_provider_error_fails_the_message_instead_of_leaving_it_sending(
+    member, monkeypatch
+):
+    # given
+    def explode(self, message):
+        raise RuntimeError("bug in an adapter")
+
+    notification = queue(member)
+    monkeypatch.setattr("notifications.providers.console.ConsoleProvider.send", explode)
+
+    # when
+    notification_deliver(notification_id=notification.pk)
+
+    # then
+    notification.refresh_from_db()
+    assert (notification.status, notification.status_reason) == (
+        "failed",
+        "Unexpected error: RuntimeError",
+    )
+
+
+def test_a_message_left_sending_by_a_dead_worker_is_requeued_and_sent(member, settings):
+    # given: claimed long ago by a worker that died
+    notification = queue(member)
+    Notification.objects.filter(pk=notification.pk).update(
+        status="sending", created_at=timezone.now() - timedelta(hours=1)
+    )
+    settings.TIERFLOW_PENDING_GRACE_SECONDS = 0
+
+    # when
+    notifications_requeue_stuck()
+
+    # then
+    notification.refresh_from_db()
+    assert notification.status == "sent"

@@ -18,7 +18,7 @@ from notifications.services.devices import device_register
 from notifications.services.messages import message_context
 from notifications.services.outbox import notification_queue
 from tests.factories import MemberFactory, NotificationTemplateFactory
-from tests.notifications.test_provider_fakes import FakeApi, Reply, deliver, serve_fake_api
+from tests.helpers import FakeApi, Reply, deliver, serve_fake_api
 
 pytestmark = pytest.mark.django_db
 

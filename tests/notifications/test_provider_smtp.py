@@ -14,7 +14,7 @@ from notifications.models import Notification
 from notifications.services.messages import message_context
 from notifications.services.outbox import notification_queue
 from tests.factories import MemberFactory, NotificationTemplateFactory
-from tests.notifications.test_provider_fakes import deliver
+from tests.helpers import deliver
 
 pytestmark = pytest.mark.django_db
 

@@ -8,8 +8,8 @@ from django.utils import timezone
 
 from members.models import Member
 from orders.models import Order
-from tests.conftest import order_payload
-from tests.factories import MemberFactory
+from tests.factories import MemberFactory, TierFactory
+from tests.helpers import order_payload
 
 pytestmark = pytest.mark.django_db
 
@@ -19,7 +19,10 @@ def error_attrs(response) -> set[str]:
     return {error["attr"] for error in response.json()["errors"]}
 
 
-def test_recording_an_order_creates_the_member_and_updates_totals(api, seed):
+def test_recording_an_order_creates_the_member_and_updates_totals(api):
+    # given: the base tier a new member starts on
+    TierFactory(code="regular", rank=0)
+
     # when
     response = api.order(external_id="SO-1", amount="1500.50")
 
@@ -38,7 +41,7 @@ def test_recording_an_order_creates_the_member_and_updates_totals(api, seed):
     assert Order.objects.get(external_id="SO-1").is_evaluated
 
 
-def test_an_order_for_a_known_member_by_external_id(api, seed):
+def test_an_order_for_a_known_member_by_external_id(api):
     # given
     MemberFactory(external_id="M-7")
 
@@ -50,7 +53,7 @@ def test_an_order_for_a_known_member_by_external_id(api, seed):
     assert Member.objects.get(external_id="M-7").order_count == 1
 
 
-def test_member_details_on_a_later_order_update_the_member(api, seed):
+def test_member_details_on_a_later_order_update_the_member(api):
     # given
     api.order(external_id="SO-1")
 
@@ -69,7 +72,7 @@ def test_member_details_on_a_later_order_update_the_member(api, seed):
     )
 
 
-def test_a_replay_with_the_same_payload_returns_the_original_response(api, seed):
+def test_a_replay_with_the_same_payload_returns_the_original_response(api):
     # given
     payload = order_payload(external_id="SO-1", amount="100.00")
     first = api.post("/api/v1/orders/", payload)
@@ -91,7 +94,7 @@ def test_a_replay_with_the_same_payload_returns_the_original_response(api, seed)
     assert (member.order_count, member.lifetime_spend) == (1, Decimal("100.00"))
 
 
-def test_a_different_payload_for_a_recorded_order_is_a_conflict(api, seed):
+def test_a_different_payload_for_a_recorded_order_is_a_conflict(api):
     # given
     api.order(external_id="SO-1", amount="100.00")
 
@@ -129,7 +132,7 @@ def test_a_different_payload_for_a_recorded_order_is_a_conflict(api, seed):
         ({"discount": "5"}, "discount"),
     ],
 )
-def test_bad_input_is_a_400_with_field_errors_and_changes_nothing(api, seed, fields, attr):
+def test_bad_input_is_a_400_with_field_errors_and_changes_nothing(api, fields, attr):
     # when
     response = api.order(**fields)
 
@@ -140,7 +143,7 @@ def test_bad_input_is_a_400_with_field_errors_and_changes_nothing(api, seed, fie
     assert not Member.objects.exists()
 
 
-def test_missing_fields_are_each_reported(api, seed):
+def test_missing_fields_are_each_reported(api):
     # when
     response = api.post("/api/v1/orders/", {})
 
@@ -149,7 +152,7 @@ def test_missing_fields_are_each_reported(api, seed):
     assert error_attrs(response) == {"external_id", "member", "amount", "currency", "placed_at"}
 
 
-def test_a_body_that_is_not_json_is_a_400(api, seed):
+def test_a_body_that_is_not_json_is_a_400(api):
     # when
     response = api.client.post("/api/v1/orders/", "{not json", content_type="application/json")
 
@@ -158,7 +161,7 @@ def test_a_body_that_is_not_json_is_a_400(api, seed):
     assert response.json()["errors"][0]["code"] == "parse_error"
 
 
-def test_a_phone_number_is_stored_without_separators(api, seed):
+def test_a_phone_number_is_stored_without_separators(api):
     # when
     api.order(member={"external_id": "M-1", "phone": "+86 138-0013-8000"})
 
@@ -172,7 +175,7 @@ def _statements(queries) -> list[str]:
     return [q["sql"] for q in queries.captured_queries if not q["sql"].startswith(control)]
 
 
-def test_an_order_of_a_known_member_costs_three_statements_and_a_replay_two(api, seed):
+def test_an_order_of_a_known_member_costs_three_statements_and_a_replay_two(api):
     # given: a member known, and the API key checked once already
     MemberFactory(external_id="M-7")
     api.order(external_id="SO-0", member="M-7")
@@ -194,3 +197,9 @@ def test_an_order_of_a_known_member_costs_three_statements_and_a_replay_two(api,
     assert [sql.split()[0] for sql in _statements(replaying)] == ["SELECT", "INSERT"]
     member = Member.objects.get(external_id="M-7")
     assert (member.order_count, member.event_seq) == (2, 3)
+
+
+def test_a_long_email_is_reported_at_its_path(api):
+    response = api.order(member={"external_id": "M-1", "email": "a" * 250 + "@example.com"})
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["attr"] == "member.email"

@@ -14,8 +14,47 @@ from benefits.selectors import points_balance
 from benefits.services.points import earning_policy_update
 from members.models import Member, RefundPolicy, Tier, TierChange
 from members.services import member_set_tier_by_hand
+from rules.programme.load import programme_load
 
 pytestmark = pytest.mark.django_db
+
+# Silver at 2000 spent, with 500 points; Gold at 10000. Both re-check the tier at once
+# after a refund.
+PROGRAMME = """
+tiers:
+  - {code: regular, name: Regular, rank: 0}
+  - {code: silver, name: Silver, rank: 1, refund_policy: at_once}
+  - {code: gold, name: Gold, rank: 2, refund_policy: at_once}
+rules:
+  - code: gold-at-10000
+    name: Gold at 10000
+    trigger: order_paid
+    priority: 10
+    fires: every_time
+    conditions:
+      all:
+        - {fact: lifetime_spend, op: gte, value: 10000}
+        - {fact: tier_rank, op: lt, value: 2}
+    actions:
+      - {type: set_tier, tier: gold}
+  - code: silver-at-2000
+    name: Silver at 2000
+    trigger: order_paid
+    priority: 20
+    fires: every_time
+    conditions:
+      all:
+        - {fact: lifetime_spend, op: gte, value: 2000}
+        - {fact: tier_rank, op: lt, value: 1}
+    actions:
+      - {type: set_tier, tier: silver}
+      - {type: award_points, points: 500}
+"""
+
+
+@pytest.fixture
+def programme() -> None:
+    programme_load(PROGRAMME)
 
 
 def refund(api, amount, external_id="R-1", order="SO-2"):
@@ -25,7 +64,7 @@ def refund(api, amount, external_id="R-1", order="SO-2"):
 
 
 @pytest.fixture
-def upgraded(api, seed) -> Member:
+def upgraded(api, programme) -> Member:
     """M-1 earned 1 point per yuan on 1500 (Regular), then crossed 2000 with a 600 order:
     Silver, with the upgrade rule's 500 bonus points."""
     earning_policy_update(points_per_unit=Decimal(1))
@@ -83,7 +122,7 @@ def test_the_timeline_shows_each_reversal_and_the_move_back(api, upgraded):
     assert moves[0]["move"] == "downgrade"
 
 
-def test_with_the_end_of_period_policy_a_refund_leaves_the_tier_until_expiry(api, seed):
+def test_with_the_end_of_period_policy_a_refund_leaves_the_tier_until_expiry(api, programme):
     # given
     Tier.objects.filter(code="silver").update(refund_policy=RefundPolicy.END_OF_PERIOD)
     api.order(external_id="SO-1", amount="1500.00")
@@ -143,7 +182,7 @@ def set_gold_by_hand(member: Member, admin_user, floor: str | None) -> None:
     ],
 )
 def test_a_tier_set_by_hand_follows_its_refund_policy_down_to_the_floor(
-    api, seed, admin_user, spent, floor, after_refund
+    api, programme, admin_user, spent, floor, after_refund
 ):
     # given: a Regular member set to Gold by hand (Gold refunds "at once")
     api.order(external_id="SO-1", amount=spent)

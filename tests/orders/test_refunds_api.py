@@ -14,7 +14,7 @@ def refund(api, order="SO-1", **fields):
     )
 
 
-def test_a_partial_refund_lowers_the_members_spend(api, seed):
+def test_a_partial_refund_lowers_the_members_spend(api):
     # given
     api.order(external_id="SO-1", amount="500.00")
 
@@ -31,7 +31,7 @@ def test_a_partial_refund_lowers_the_members_spend(api, seed):
     assert Refund.objects.get().is_evaluated
 
 
-def test_refunding_an_order_in_full_stops_it_counting(api, seed):
+def test_refunding_an_order_in_full_stops_it_counting(api):
     api.order(external_id="SO-1", amount="500.00")
     refund(api, external_id="R-1", amount="200.00")
     refund(api, external_id="R-2", amount="300.00")
@@ -39,7 +39,7 @@ def test_refunding_an_order_in_full_stops_it_counting(api, seed):
     assert (member.lifetime_spend, member.order_count) == (Decimal("0.00"), 0)
 
 
-def test_a_replay_returns_the_refund_and_changes_nothing(api, seed):
+def test_a_replay_returns_the_refund_and_changes_nothing(api):
     # given
     api.order(external_id="SO-1", amount="500.00")
     first = refund(api, amount="200.00")
@@ -53,7 +53,7 @@ def test_a_replay_returns_the_refund_and_changes_nothing(api, seed):
     assert Member.objects.get().lifetime_spend == Decimal("300.00")
 
 
-def test_a_different_payload_for_a_recorded_refund_is_a_conflict(api, seed):
+def test_a_different_payload_for_a_recorded_refund_is_a_conflict(api):
     api.order(external_id="SO-1", amount="500.00")
     refund(api, amount="200.00")
     response = refund(api, amount="250.00")
@@ -73,7 +73,7 @@ def test_a_different_payload_for_a_recorded_refund_is_a_conflict(api, seed):
         ({"reason": "damaged"}, "reason"),
     ],
 )
-def test_bad_refunds_are_a_400_and_change_nothing(api, seed, fields, attr):
+def test_bad_refunds_are_a_400_and_change_nothing(api, fields, attr):
     # given
     api.order(external_id="SO-1", amount="500.00")
 
@@ -87,7 +87,7 @@ def test_bad_refunds_are_a_400_and_change_nothing(api, seed, fields, attr):
     assert Member.objects.get().lifetime_spend == Decimal("500.00")
 
 
-def test_more_than_what_remains_is_refused(api, seed):
+def test_more_than_what_remains_is_refused(api):
     api.order(external_id="SO-1", amount="500.00")
     refund(api, external_id="R-1", amount="400.00")
     response = refund(api, external_id="R-2", amount="100.01")
@@ -95,5 +95,5 @@ def test_more_than_what_remains_is_refused(api, seed):
     assert response.json()["errors"][0]["detail"] == "Only 100.00 of order SO-1 is left to refund."
 
 
-def test_a_refund_of_an_unknown_order_is_a_404(api, seed):
+def test_a_refund_of_an_unknown_order_is_a_404(api):
     assert refund(api, order="SO-404").status_code == 404

@@ -19,7 +19,6 @@ from rules.services import jobs
 from rules.services.evaluation import members_apply_rule
 from rules.services.jobs import rule_job_start
 from rules.tasks import run_rule_job, sweep_rule_jobs
-from tests.conftest import broker_down
 from tests.factories import (
     MemberFactory,
     NotificationTemplateFactory,
@@ -28,6 +27,7 @@ from tests.factories import (
     action,
     condition,
 )
+from tests.helpers import broker_down
 
 pytestmark = pytest.mark.django_db
 

@@ -22,13 +22,48 @@ from tests.ordering import CASES, EVENTS, NOW, World, load_ordering_programme
 
 pytestmark = pytest.mark.django_db
 
+# For the examples: growth points at 1 per 10 yuan and for a review; Silver at 2000 spent
+# (or 500 growth points), with 500 points and a coupon.
+UPGRADE = """
+earning: {growth_per_unit: 0.1}
+tiers:
+  - {code: regular, name: Regular, rank: 0}
+  - {code: silver, name: Silver, rank: 1}
+engagement_kinds:
+  - {code: review, name: Review, growth_points: 20}
+coupon_templates:
+  - {code: silver-gift, name: Silver gift, min_spend: 300, amount_off: 50, valid_days: 15}
+rules:
+  - code: silver-at-2000
+    name: Silver at 2000
+    trigger: order_paid
+    fires: every_time
+    conditions:
+      all:
+        - any:
+            - {fact: lifetime_spend, op: gte, value: 2000}
+            - {fact: growth_points, op: gte, value: 500}
+        - {fact: tier_rank, op: lt, value: 1}
+    actions:
+      - {type: set_tier, tier: silver}
+      - {type: issue_coupon, template: silver-gift}
+      - {type: award_points, points: 500}
+"""
+
+
+@pytest.fixture
+def upgrade() -> None:
+    programme_load(UPGRADE)
+
 
 @pytest.fixture
 def programme(db) -> None:
+    """The seed programme and more (tests/ordering.py): a realistic one, for the property
+    test."""
     load_ordering_programme()
 
 
-def test_a_backlog_is_evaluated_as_it_happened(seed):
+def test_a_backlog_is_evaluated_as_it_happened(upgrade):
     # given: the worker is stopped; five orders of 500 for a new member, then a refund
     # of the first in full
     member = {"external_id": "M-1", "name": "王先生", "phone": "13800138000"}
@@ -65,7 +100,7 @@ def test_a_backlog_is_evaluated_as_it_happened(seed):
     assert growth_balance(member_id=member.pk) == 250 - 50
 
 
-def test_an_engagement_waiting_behind_orders_sees_only_the_orders_before_it(seed):
+def test_an_engagement_waiting_behind_orders_sees_only_the_orders_before_it(upgrade):
     # given: an order of 1500, an engagement, then an order of 600, all waiting
     member_upsert(external_id="M-1")
     record = {"currency": "CNY", "member": "M-1"}

@@ -6,13 +6,14 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from benefits.models import CouponTemplate
-from members.models import Tier
+from members.models import Tier, TierChange
+from members.services import members_assign_base_tier
 from notifications.models import NotificationTemplate
 from rules.models import Rule
 from rules.programme.dump import programme_dump
 from rules.programme.load import ProgrammeInvalid, programme_load
-from tests.conftest import SEED_PROGRAMME
-from tests.factories import MemberFactory
+from tests.factories import MemberFactory, TierFactory
+from tests.helpers import SEED_PROGRAMME
 
 pytestmark = pytest.mark.django_db
 
@@ -121,6 +122,21 @@ def test_members_without_a_tier_get_the_base_tier_when_it_appears():
     # then
     member.refresh_from_db()
     assert member.tier.code == "regular"
+
+
+def test_members_recorded_before_a_programme_get_the_base_tier_with_history():
+    # given: a base tier, and a member recorded before there was one
+    TierFactory(code="base", rank=0)
+    member = MemberFactory(tier=None)
+
+    # when
+    assigned = members_assign_base_tier()
+
+    # then
+    assert assigned == 1
+    member.refresh_from_db()
+    assert member.tier.code == "base"
+    assert TierChange.objects.get(member=member).reason == "base tier"
 
 
 def test_an_invalid_file_loads_nothing_and_reports_every_error_with_its_line():
@@ -297,3 +313,34 @@ def test_the_load_command_fails_with_the_errors_on_stderr(tmp_path):
 
     # then
     assert f"{bad}:line 2: tiers[0].rank:" in err.getvalue()
+
+
+def test_a_file_that_is_not_utf8_is_refused_politely(tmp_path):
+    path = tmp_path / "gbk.yaml"
+    path.write_bytes("tiers:\n  - {code: a, name: 普通, rank: 0}\n".encode("gbk"))
+    with pytest.raises(CommandError, match="not UTF-8"):
+        call_command("load_programme", str(path), stderr=StringIO())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[" * 3000 + "]" * 3000, "nests too deeply"),
+        ("tiers: {}\n", "Expected a list."),
+        ("rules: 0\n", "Expected a list."),
+        (
+            "rules:\n  - {code: r, name: R, trigger: order_paid, priority: 99999999999}\n",
+            "less than or equal to 1000000",
+        ),
+        (
+            "rules:\n  - {code: r, name: R, trigger: order_paid, conditions: {all: [{fact: tier, op: in, value: ["
+            + ", ".join(f"tier{i}" for i in range(60))
+            + "]}]}}\n",
+            "too long",
+        ),
+    ],
+)
+def test_odd_files_are_explained_not_crashed_on(text, message):
+    with pytest.raises(ProgrammeInvalid) as raised:
+        programme_load(text)
+    assert any(message in str(error) for error in raised.value.errors), raised.value.errors

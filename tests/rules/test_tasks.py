@@ -16,13 +16,32 @@ from orders.services import order_record
 from rules.services.batch import Batch
 from rules.services.evaluation import member_evaluate, waiting_evaluate
 from rules.tasks import sweep_pending
-from tests.conftest import broker_down
+from tests.factories import (
+    NotificationTemplateFactory,
+    RuleFactory,
+    TierFactory,
+    action,
+    condition,
+)
+from tests.helpers import broker_down
 
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def silver_at_2000() -> None:
+    """Silver, with an SMS, from 2000 spent."""
+    TierFactory(code="regular", rank=0)
+    silver = TierFactory(code="silver", rank=1)
+    rule = RuleFactory(code="silver-at-2000")
+    condition(rule, "lifetime_spend", "gte", 2000)
+    condition(rule, "tier_rank", "lt", 1)
+    action(rule, "set_tier", tier=silver)
+    action(rule, "notify", notification_template=NotificationTemplateFactory(channel="sms"))
+
+
 def test_an_order_taken_while_the_broker_is_down_is_kept_and_swept_later(
-    api, seed, settings, caplog
+    api, silver_at_2000, settings, caplog
 ):
     # given: Redis is down when the order arrives
     with broker_down(), caplog.at_level(logging.WARNING, logger="core.queue"):
@@ -47,7 +66,7 @@ def test_an_order_taken_while_the_broker_is_down_is_kept_and_swept_later(
     assert sweep_pending() == 0
 
 
-def test_the_sweeper_leaves_orders_still_within_the_grace_period(api, seed, settings):
+def test_the_sweeper_leaves_orders_still_within_the_grace_period(api, settings):
     with broker_down():
         api.order(external_id="SO-1")
     settings.TIERFLOW_PENDING_GRACE_SECONDS = 3600
@@ -56,7 +75,7 @@ def test_the_sweeper_leaves_orders_still_within_the_grace_period(api, seed, sett
 
 
 def test_a_message_whose_delivery_could_not_be_published_is_swept_later(
-    seed, settings, django_capture_on_commit_callbacks
+    silver_at_2000, settings, django_capture_on_commit_callbacks
 ):
     # given: the rules ran, but publishing the SMS delivery failed
     order, _ = order_record(
@@ -81,7 +100,7 @@ def test_a_message_whose_delivery_could_not_be_published_is_swept_later(
     assert (swept, notification.status) == (1, "sent")
 
 
-def test_a_member_whose_evaluation_keeps_failing_holds_up_nobody(seed, monkeypatch, caplog):
+def test_a_member_whose_evaluation_keeps_failing_holds_up_nobody(monkeypatch, caplog):
     # given: three members with an order each, in one batch; the second one's always fails
     orders = [
         order_record(

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from members.models import Member
 from rules.models import RuleFiring
-from tests.factories import RuleFactory, action
+from tests.factories import RuleFactory, TierFactory, action
 
 pytestmark = pytest.mark.django_db
 
@@ -14,7 +14,11 @@ def upsert(api, **fields):
     return api.post("/api/v1/members/", {"external_id": "M-1", **fields})
 
 
-def test_posting_a_new_member_creates_them_on_the_base_tier(api, seed):
+def test_posting_a_new_member_creates_them_on_the_base_tier(api):
+    # given: the lowest rank is the base tier
+    TierFactory(code="regular", rank=0)
+    TierFactory(code="silver", rank=1)
+
     # when
     joined = timezone.now() - timedelta(days=800)
     response = upsert(
@@ -31,7 +35,7 @@ def test_posting_a_new_member_creates_them_on_the_base_tier(api, seed):
     assert (member.birthday, member.phone) == (date(1990, 5, 6), "+8613900001111")
 
 
-def test_posting_a_known_member_updates_the_details_given_only(api, seed):
+def test_posting_a_known_member_updates_the_details_given_only(api):
     # given
     upsert(api, name="李女士", phone="13900001111")
 
@@ -51,7 +55,7 @@ def test_posting_a_known_member_updates_the_details_given_only(api, seed):
     assert member.joined_at > timezone.now() - timedelta(minutes=1)  # joining date kept
 
 
-def test_a_new_member_sets_off_the_member_joined_rules_once(api, seed):
+def test_a_new_member_sets_off_the_member_joined_rules_once(api):
     # given
     welcome = RuleFactory(code="welcome", trigger="member_joined")
     action(welcome, "award_points", points=100)
@@ -77,7 +81,8 @@ def test_a_new_member_sets_off_the_member_joined_rules_once(api, seed):
         ({"tier": "gold"}, "tier"),
     ],
 )
-def test_bad_member_details_are_a_400_and_create_nothing(api, seed, fields, attr):
+def test_bad_member_details_are_a_400_and_create_nothing(api, fields, attr):
+    TierFactory(code="gold", rank=1)  # a tier that exists is still not the client's to set
     response = upsert(api, **fields)
     assert response.status_code == 400
     assert attr in {error["attr"] for error in response.json()["errors"]}
