@@ -237,6 +237,12 @@ class Coupon(models.Model):
     # The order (the ERP's external id) a redeemed coupon was used on.
     redeemed_order = models.CharField(_("used on order"), max_length=64, blank=True)
     redeemed_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    # What the coupon took off the order it was used on, as the till's redemption worked
+    # it out; empty while unused, or when a percentage coupon was used without an amount.
+    discount_given = models.DecimalField(
+        _("discount given"), max_digits=12, decimal_places=2, null=True, blank=True
+    )
+    voided_at = models.DateTimeField(_("voided"), null=True, blank=True)
     firing = models.ForeignKey(
         "rules.RuleFiring",
         on_delete=models.PROTECT,

@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "notifications",
     "rules",
     "profiles",
+    "reports",
 ]
 
 MIDDLEWARE = [
@@ -110,6 +111,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "reports.finders.PlotlyFinder",  # plotly.js from its package, for the reports' charts
+]
 
 # --- API ---------------------------------------------------------------------------------
 
@@ -152,6 +158,10 @@ TIERFLOW_API_KEY_CACHE_SECONDS = env.int("TIERFLOW_API_KEY_CACHE_SECONDS", defau
 # Orders above this are refused as input errors, not recorded (a mistyped amount would
 # otherwise move a member to the top tier).
 TIERFLOW_MAX_ORDER_AMOUNT = Decimal(env("TIERFLOW_MAX_ORDER_AMOUNT", default="1000000"))
+# What one point is worth in money, for the reports' liability figures (0.01: 100 points = 1 yuan).
+TIERFLOW_POINT_VALUE = Decimal(env("TIERFLOW_POINT_VALUE", default="0.01"))
+# Who gets the weekly and monthly report summaries (comma-separated e-mail addresses).
+TIERFLOW_REPORT_RECIPIENTS = env.list("TIERFLOW_REPORT_RECIPIENTS", default=[])
 # Orders still unevaluated this long after they were recorded are re-enqueued by the sweeper.
 TIERFLOW_PENDING_GRACE_SECONDS = env.int("TIERFLOW_PENDING_GRACE_SECONDS", default=60)
 # How many pending orders (or messages) one sweeper run re-publishes at most.
@@ -301,6 +311,17 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-rule-jobs": {"task": "rules.tasks.sweep_rule_jobs", "schedule": 60.0},
     # Clock triggers (birthdays, lapsing tiers…) for the day, early each morning local time.
     "daily": {"task": "rules.tasks.run_daily", "schedule": crontab(hour=0, minute=30)},
+    # The reports' summaries, e-mailed to TIERFLOW_REPORT_RECIPIENTS (none: nothing sent).
+    "weekly-summary": {
+        "task": "reports.tasks.send_summary",
+        "schedule": crontab(day_of_week=1, hour=7, minute=0),
+        "args": ("weekly",),
+    },
+    "monthly-summary": {
+        "task": "reports.tasks.send_summary",
+        "schedule": crontab(day_of_month=1, hour=7, minute=30),
+        "args": ("monthly",),
+    },
 }
 
 # --- Logging -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from notifications.api import (
 )
 from orders.api import OrderCreateView, RefundCreateView
 from profiles.api import ConsentView, MemberDetailView, MemberTimelineView, MemberUpsertView
+from reports.api import ReportListView, ReportView
 
 api = [
     path("orders/", OrderCreateView.as_view(), name="order-create"),
@@ -66,6 +67,8 @@ api = [
         ),
         name="docs",
     ),
+    path("reports/", ReportListView.as_view(), name="report-list"),
+    path("reports/<str:name>/", ReportView.as_view(), name="report-detail"),
 ]
 
 # The admin is the product's, in every language: its name heads each page and the

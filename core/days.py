@@ -1,5 +1,7 @@
 from datetime import date, datetime, time, timedelta
 
+from django.db.models import DateField, Expression
+from django.db.models.functions import Trunc
 from django.utils import timezone
 
 
@@ -16,3 +18,9 @@ def next_midnight(moment: datetime) -> datetime:
     if local.time() == time.min:
         return local
     return start_of_day(local.date() + timedelta(days=1))
+
+
+def business_bucket(field: str, interval: str) -> Expression:
+    """The business date that starts `field`'s bucket of a day, an ISO week (Monday) or a
+    month, in TIME_ZONE: for grouping by period in the database."""
+    return Trunc(field, interval, output_field=DateField(), tzinfo=timezone.get_current_timezone())

@@ -264,6 +264,14 @@ class MemberNotFound(Member.DoesNotExist, NotFound):
         self.external_id = external_id
 
 
+class TierChangeCause(models.TextChoices):
+    RULE = "rule", _("a rule")
+    MANUAL = "manual", _("by hand")
+    LAPSE = "lapse", _("the tier period ended")
+    REFUND = "refund", _("a refund")
+    BASE = "base", _("the base tier given")
+
+
 class TierChange(Evaluable):
     """A move between tiers, or a renewal (same tier, a new period); rules on the
     `tier_changed` trigger are evaluated for it."""
@@ -274,6 +282,7 @@ class TierChange(Evaluable):
     )
     to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
     reason = models.CharField(_("reason"), max_length=200)
+    cause = models.CharField(_("cause"), max_length=10, choices=TierChangeCause.choices)
     # The rule firing that caused the change; empty for changes made by hand.
     firing = models.ForeignKey(
         "rules.RuleFiring",

@@ -1,7 +1,10 @@
+from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 
-from django.db.models import Count, Q
+from django.db import models
+from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, When
 
+from core.days import business_bucket
 from core.models import newest
 
 from .models import EngagementEvent, Member, MemberNotFound, Tier, TierChange
@@ -83,3 +86,85 @@ def member_tier_floor(*, member: Member, on_date: date) -> Tier | None:
     if member.tier_floor_id and member.tier_floor_until and member.tier_floor_until >= on_date:
         return member.tier_floor
     return None
+
+
+def members_joined_by_bucket(*, since: datetime, until: datetime, interval: str) -> dict[date, int]:
+    """Members who joined in [since, until), by the business date starting their bucket."""
+    rows = (
+        Member.objects.filter(joined_at__gte=since, joined_at__lt=until)
+        .values(bucket=business_bucket("joined_at", interval))
+        .annotate(joined=Count("pk"))
+        .values_list("bucket", "joined")
+    )
+    return dict(rows)
+
+
+def members_joined_before(*, moment: datetime) -> int:
+    return Member.objects.filter(joined_at__lt=moment).count()
+
+
+def tiers_ranked() -> list[Tier]:
+    """Every tier, lowest rank first."""
+    return list(Tier.objects.order_by("rank"))
+
+
+def tier_held(moment=None, *, member: str = "pk", current: str = "tier_id") -> Case:
+    """An expression for the tier (id) a member held just before `moment` (a datetime or
+    an OuterRef), from their tier history: the latest change before it; else, if they
+    changed later, what they changed from; else `current`, the tier they hold now (they
+    never changed). Without `moment`: the tier they joined with. `member` names the
+    member's id in the outer query."""
+    changes = TierChange.objects.filter(member=OuterRef(member))
+    before = changes.filter(created_at__lt=moment) if moment is not None else changes.none()
+    after = changes.filter(created_at__gte=moment) if moment is not None else changes
+    return Case(
+        When(
+            Exists(before),
+            then=Subquery(before.order_by("-created_at", "-id").values("to_tier_id")[:1]),
+        ),
+        When(
+            Exists(after),
+            then=Subquery(after.order_by("created_at", "id").values("from_tier_id")[:1]),
+        ),
+        default=F(current),
+        output_field=models.BigIntegerField(),
+    )
+
+
+def tier_counts_at(*, moment: datetime) -> Counter:
+    """Members who joined before `moment`, by the id of the tier they held at it."""
+    rows = (
+        Member.objects.filter(joined_at__lt=moment)
+        .annotate(held=tier_held(moment))
+        .values("held")
+        .annotate(members=Count("pk"))
+        .values_list("held", "members")
+    )
+    return Counter(dict(rows))
+
+
+def tier_count_deltas(*, since: datetime, until: datetime, interval: str) -> dict[date, Counter]:
+    """How the members on each tier (by id) changed in each bucket of [since, until):
+    members joining on the tier they joined with, and each tier change moving one member
+    from one tier to another (a renewal moves nobody)."""
+    deltas: dict[date, Counter] = defaultdict(Counter)
+    joins = (
+        Member.objects.filter(joined_at__gte=since, joined_at__lt=until)
+        .annotate(bucket=business_bucket("joined_at", interval), held=tier_held())
+        .values("bucket", "held")
+        .annotate(members=Count("pk"))
+        .values_list("bucket", "held", "members")
+    )
+    for bucket, tier_id, members in joins:
+        deltas[bucket][tier_id] += members
+    moves = (
+        TierChange.objects.filter(created_at__gte=since, created_at__lt=until)
+        .exclude(from_tier=F("to_tier"))
+        .values("from_tier_id", "to_tier_id", bucket=business_bucket("created_at", interval))
+        .annotate(members=Count("pk"))
+        .values_list("bucket", "from_tier_id", "to_tier_id", "members")
+    )
+    for bucket, from_tier_id, to_tier_id, members in moves:
+        deltas[bucket][from_tier_id] -= members
+        deltas[bucket][to_tier_id] += members
+    return deltas

@@ -26,6 +26,7 @@ from .models import (
     Tag,
     Tier,
     TierChange,
+    TierChangeCause,
 )
 from .selectors import member_tier_floor, tier_base
 
@@ -79,7 +80,9 @@ def members_assign_base_tier() -> int:
         with transaction.atomic():
             member = member_lock(member_id=member_id)
             if member.tier_id is None:
-                member_set_tier(member=member, tier=base, reason="base tier")
+                member_set_tier(
+                    member=member, tier=base, reason="base tier", cause=TierChangeCause.BASE
+                )
                 assigned += 1
     return assigned
 
@@ -162,6 +165,7 @@ def member_set_tier(
     allow_downgrade: bool = False,
     firing=None,
     changed_by: AbstractBaseUser | None = None,
+    cause: str | None = None,
     at: datetime | None = None,
     as_event: bool = True,
     save: bool = True,
@@ -189,6 +193,7 @@ def member_set_tier(
         reason=reason,
         firing=firing,
         changed_by=changed_by,
+        cause=cause,
         at=at,
         as_event=as_event,
         save=save,
@@ -203,6 +208,7 @@ def member_renew_tier(
         member=member,
         tier=member.tier,
         reason=reason,
+        cause=TierChangeCause.LAPSE,
         at=member.tier_expires_at,
         as_event=as_event,
         save=save,
@@ -213,14 +219,30 @@ TIER_FIELDS_CHANGED = ["tier", "tier_since", "tier_period_start", "tier_expires_
 
 
 def _tier_change(
-    *, member, tier, reason, firing=None, changed_by=None, at=None, as_event=True, save=True
+    *,
+    member,
+    tier,
+    reason,
+    firing=None,
+    changed_by=None,
+    cause=None,
+    at=None,
+    as_event=True,
+    save=True,
 ) -> TierChange:
     at = at or timezone.now()
+    # A rule's and an operator's changes say so themselves; the others name their cause.
+    cause = cause or (
+        TierChangeCause.RULE if firing else TierChangeCause.MANUAL if changed_by else None
+    )
+    if cause is None:
+        raise ValueError("A tier change needs its cause.")
     change = TierChange(
         member=member,
         from_tier=member.tier,
         to_tier=tier,
         reason=reason,
+        cause=cause,
         firing=firing,
         changed_by=changed_by,
         created_at=at,

@@ -1,10 +1,11 @@
-from datetime import date, timedelta
+from collections import defaultdict
+from datetime import date, datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from benefits.models import Coupon
-from core.days import start_of_day
+from core.days import business_bucket, start_of_day
 from core.models import newest
 from orders.models import Order
 
@@ -91,3 +92,22 @@ def preview_context(*, member) -> dict:
         coupon=Coupon.objects.filter(member=member).first(),
         order=Order.objects.filter(member=member).order_by("-placed_at").first(),
     )
+
+
+def notification_statuses_by_bucket(
+    *, since: datetime, until: datetime, interval: str
+) -> dict[tuple[date, str], dict[str, int]]:
+    """Messages created in [since, until), by the business date starting their bucket and
+    their channel: how many are in each status now. Only (bucket, channel) pairs that had
+    messages appear."""
+    rows = (
+        Notification.objects.filter(created_at__gte=since, created_at__lt=until)
+        .values("channel", "status", bucket=business_bucket("created_at", interval))
+        .annotate(messages=Count("pk"))
+        .order_by()
+        .values_list("bucket", "channel", "status", "messages")
+    )
+    counts: dict[tuple[date, str], dict[str, int]] = defaultdict(dict)
+    for bucket, channel, status, messages in rows:
+        counts[bucket, channel][status] = messages
+    return dict(counts)

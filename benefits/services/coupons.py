@@ -6,18 +6,22 @@ cannot give out more than the budget. Redeeming needs no lock: a conditional UPD
 decides which of several concurrent requests uses the coupon."""
 
 import secrets
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import DateTimeField, Sum, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from core.money import money
 from core.upsert import upsert
 from members.models import Member
 
-from ..models import Coupon, CouponIssueJob, CouponTemplate
-from ..selectors import coupon_code_clean, coupon_unusable_reason
+from ..models import Coupon, CouponIssueJob, CouponTemplate, Discount
+from ..selectors import coupon_code_clean, coupon_discount, coupon_unusable_reason
 
 Status = Coupon.Status
 # No 0/O or 1/I: codes are read out at the till.
@@ -112,14 +116,19 @@ def _coupon_code() -> str:
     return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
 
 
-def coupons_void_for_order(*, order_id: int) -> int:
-    """A refunded order takes back the unused coupons that rules issued for it."""
+def coupons_void_for_order(*, order_id: int, at: datetime | None = None) -> int:
+    """A refunded order takes back the unused coupons that rules issued for it. They are
+    voided as of `at`, the refund's moment (default now), like the points it takes back;
+    never before a coupon was issued (an order evaluated late issued its coupons late)."""
     return Coupon.objects.filter(
         firing__order_id=order_id,
         firing__trigger="order_paid",
         status=Status.ISSUED,
         expires_at__gt=timezone.now(),
-    ).update(status=Status.VOID)
+    ).update(
+        status=Status.VOID,
+        voided_at=Greatest("issued_at", Value(at or timezone.now(), DateTimeField())),
+    )
 
 
 @transaction.atomic
@@ -136,7 +145,7 @@ def coupon_redeem(
     gets CouponInUse. Raises Coupon.DoesNotExist for an unknown code and ValidationError
     (on `member`, `code` or `amount`) when the coupon cannot be used; either way nothing
     changes. `amount`, the basket before discounts, is checked against the minimum spend."""
-    coupon = Coupon.objects.select_related("member").get(code=coupon_code_clean(code))
+    coupon = Coupon.objects.select_related("member__tier").get(code=coupon_code_clean(code))
     if coupon.member.external_id != member_external_id:
         raise ValidationError({"member": "This coupon belongs to another member."})
     for _ in range(2):
@@ -154,12 +163,36 @@ def coupon_redeem(
             )
         # The row count decides: 0 means another request used (or voided) it first.
         if Coupon.objects.filter(pk=coupon.pk, status=Status.ISSUED).update(
-            status=Status.REDEEMED, redeemed_order=order_external_id, redeemed_at=now
+            status=Status.REDEEMED,
+            redeemed_order=order_external_id,
+            redeemed_at=now,
+            discount_given=_discount_given(coupon, order_external_id, amount),
         ):
             coupon.refresh_from_db()
             return coupon, True
         coupon.refresh_from_db()
     raise CouponInUse(f"The coupon {coupon.code} is being changed by another request.")
+
+
+def _discount_given(coupon: Coupon, order_external_id: str, amount: Decimal | None):
+    """What the coupon takes off the order, worked out as the checkout quote does: the
+    tier's discount first, then the coupon's share of what is left, never more than is
+    left to pay after the member's other coupons used on the same order. Without the
+    basket's amount, an amount coupon takes its amount and a percentage coupon's share is
+    unknown (None)."""
+    if amount is None:
+        return coupon.amount_off if coupon.discount == Discount.AMOUNT else None
+    tier = coupon.member.tier
+    amount = money(amount)
+    payable = amount - money(amount * (tier.discount_percent if tier else 0) / 100)
+    taken = (
+        Coupon.objects.filter(
+            member_id=coupon.member_id, status=Status.REDEEMED, redeemed_order=order_external_id
+        )
+        .exclude(pk=coupon.pk)
+        .aggregate(total=Sum("discount_given"))["total"]
+    )
+    return min(coupon_discount(coupon, payable), max(payable - (taken or 0), Decimal("0.00")))
 
 
 @transaction.atomic
@@ -175,7 +208,7 @@ def coupon_release(*, code: str, order_external_id: str) -> Coupon:
         raise CouponInUse(f"The coupon {coupon.code} was used on another order.")
     released = Coupon.objects.filter(
         pk=coupon.pk, status=Status.REDEEMED, redeemed_order=order_external_id
-    ).update(status=Status.ISSUED, redeemed_order="", redeemed_at=None)
+    ).update(status=Status.ISSUED, redeemed_order="", redeemed_at=None, discount_given=None)
     coupon.refresh_from_db()
     if not released and coupon.status == Status.REDEEMED:
         # Released and used on another order between our read and our update.

@@ -32,7 +32,7 @@ def order_reversals_apply(*, member: Member, order: Order, at: datetime | None =
         if owed > taken:
             written += _reverse(ledger, member, order, group, owed - taken, at or timezone.now())
     if order.is_fully_refunded:
-        coupons_void_for_order(order_id=order.pk)
+        coupons_void_for_order(order_id=order.pk, at=at)
     return written
 
 

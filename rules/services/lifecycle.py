@@ -16,7 +16,15 @@ from django.utils import timezone
 from core.days import start_of_day
 from members import selectors as member_selectors
 from members import services as member_services
-from members.models import KeepMetric, LapseTo, Member, RefundPolicy, Tier, TierChange
+from members.models import (
+    KeepMetric,
+    LapseTo,
+    Member,
+    RefundPolicy,
+    Tier,
+    TierChange,
+    TierChangeCause,
+)
 from orders.models import Order
 
 from ..engine import evaluate
@@ -80,7 +88,13 @@ def _lapse(member: Member, figures: dict[str, Decimal], tiers: list[Tier]) -> Ti
     if target == tier:
         return member_services.member_renew_tier(member=member, reason=reason, **unsaved)
     return member_services.member_set_tier(
-        member=member, tier=target, reason=reason, allow_downgrade=True, at=ends, **unsaved
+        member=member,
+        tier=target,
+        reason=reason,
+        cause=TierChangeCause.LAPSE,
+        allow_downgrade=True,
+        at=ends,
+        **unsaved,
     )
 
 
@@ -142,6 +156,7 @@ def tier_recheck_after_refund(
         member=member,
         tier=upgrade.from_tier,
         reason=f"refund of order {order.external_id}: {why}",
+        cause=TierChangeCause.REFUND,
         allow_downgrade=True,
         at=at,
         as_event=False,  # evaluated by the engine, in the refund's transaction

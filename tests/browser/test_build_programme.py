@@ -7,8 +7,6 @@ new member.
 Needs /usr/bin/chromium and /usr/bin/chromedriver (Debian: chromium, chromium-driver).
 """
 
-import tempfile
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 
@@ -16,10 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
-from selenium import webdriver
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
@@ -39,35 +34,8 @@ from rules.services.daily import clock_triggers_run
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 WAIT_SECONDS = 15
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1400,1000",
-]
-
 SILVER_SMS = "尊敬的{{ member.name }}，恭喜您成功升级为{{ tier.name }}，专属{{ tier.discount_label }}优惠已生效，并为您奉上升级礼券一张！"
 GOLD_KEEP_SMS = "尊敬的{{ member.name }}，您的{{ tier.name }}资格将于{{ tier.expires_at|date:'n月j日' }}到期。为您奉上满{{ coupon.min_spend }}减{{ coupon.amount_off }}保级券一张，{{ coupon.expires_at|date:'n月j日' }}前有效，期待您的光临！"
-
-
-@pytest.fixture
-def driver() -> Iterator[WebDriver]:
-    with tempfile.TemporaryDirectory(prefix="tierflow-chromium-") as profile:
-        options = Options()
-        options.binary_location = "/usr/bin/chromium"
-        for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
-            options.add_argument(flag)
-        browser = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-        try:
-            yield browser
-        finally:
-            browser.quit()
 
 
 # --- Browser helpers -----------------------------------------------------------------------
@@ -338,7 +306,7 @@ def record_members() -> None:
         growth_award(member=growth, points=600, reason="points brought over from the old system")
         gold = member_services.member_lock(member_id=Member.objects.get(external_id="M-GOLD").pk)
         member_services.member_set_tier(
-            member=gold, tier=Tier.objects.get(code="gold"), reason="by hand"
+            member=gold, tier=Tier.objects.get(code="gold"), reason="by hand", cause="manual"
         )
     # Gold lapses in 15 days: the retention reminder's day.
     Member.objects.filter(pk=gold.pk).update(tier_expires_at=timezone.now() + timedelta(days=15))

@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+from django.utils.translation import gettext_lazy as _
+
+
+class ReportsConfig(AppConfig):
+    name = "reports"
+    verbose_name = _("Reports")
+
+    def ready(self) -> None:
+        from . import definitions  # noqa: F401  (each report registers itself)
+        from .services import analysts_group_ensure
+
+        # After the permissions themselves are created (auth's own post_migrate).
+        post_migrate.connect(analysts_group_ensure, dispatch_uid="reports.analysts")

@@ -1,0 +1,121 @@
+"""The reports dashboard in the admin: who may see it, what it shows, its downloads."""
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.test import Client
+from django.urls import reverse
+
+from members.models import Member
+from reports.registry import REPORTS
+
+DASHBOARD = "/admin/reports/dashboard/"
+
+
+@pytest.fixture
+def analyst(db) -> Client:
+    user = get_user_model().objects.create_user("analyst", password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name="Analysts"))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def members(db):
+    Member.objects.create(external_id="M-1", name="王小明", joined_at="2026-04-01T10:00:00+08:00")
+    Member.objects.create(external_id="M-2", name="李小红", joined_at="2026-04-03T10:00:00+08:00")
+
+
+def test_the_dashboard_shows_every_report_with_its_chart_data(admin_client, members):
+    response = admin_client.get(
+        DASHBOARD, {"start": "2026-04-01", "end": "2026-04-30", "interval": "week"}
+    )
+
+    assert response.status_code == 200
+    sections = {s["report"].name: s for s in response.context["sections"]}
+    assert set(sections) == set(REPORTS)
+    growth = sections["member-growth"]
+    assert [cell["value"] for cell in growth["rows"][0]] == ["2026-03-30", 2, 0, 2]
+    assert growth["chart"]["data"][0]["name"] == "new_members"
+    page = response.content.decode()
+    assert f'id="{growth["chart_id"]}"' in page  # the figure the script draws
+    assert "reports/plotly.min.js" in page
+    # a count leads to the members behind it, within the period
+    assert growth["rows"][0][1]["url"] == (
+        "/admin/members/member/?joined_at__gte=2026-04-01T00%3A00%3A00%2B08%3A00"
+        "&joined_at__lt=2026-04-06T00%3A00%3A00%2B08%3A00"
+    )
+
+
+def test_the_count_link_lists_those_members(admin_client, members):
+    response = admin_client.get(
+        "/admin/members/member/",
+        {
+            "joined_at__gte": "2026-04-01T00:00:00+08:00",
+            "joined_at__lt": "2026-04-03T00:00:00+08:00",
+        },
+    )
+
+    assert response.status_code == 200
+    assert [m.external_id for m in response.context["cl"].result_list] == ["M-1"]
+
+
+def test_a_bad_period_is_shown_on_the_form_and_the_default_used(admin_client, db):
+    response = admin_client.get(DASHBOARD, {"start": "2026-05-01", "end": "2026-04-01"})
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["end"] == ["The period ends before it starts."]
+
+
+def test_an_analyst_sees_reports_and_downloads_them(analyst, members):
+    index = analyst.get("/admin/")
+    response = analyst.get(
+        reverse("admin:reports_download", args=["member-growth"]),
+        {"start": "2026-04-01", "end": "2026-04-03", "interval": "day", "format": "csv"},
+    )
+
+    assert DASHBOARD in index.content.decode()
+    assert analyst.get(DASHBOARD).status_code == 200
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content).decode("utf-8-sig").splitlines()[1:] == [
+        "2026-04-01,1,0,1",
+        "2026-04-02,0,0,1",
+        "2026-04-03,1,0,2",
+    ]
+
+
+def test_an_analyst_reads_members_masked_and_changes_nothing(analyst, members):
+    member = Member.objects.get(external_id="M-1")
+
+    listing = analyst.get("/admin/members/member/")
+    change = analyst.post(f"/admin/members/member/{member.pk}/change/", {"name": "赵六"})
+    rules = analyst.get("/admin/rules/rule/add/")
+
+    assert listing.status_code == 200
+    assert "王小明" not in listing.content.decode()  # masked without the personal-data permission
+    assert "王**" in listing.content.decode()
+    assert change.status_code == 403
+    assert rules.status_code == 403
+    member.refresh_from_db()
+    assert member.name == "王小明"
+
+
+def test_staff_without_the_permission_cannot_see_reports(db):
+    user = get_user_model().objects.create_user("clerk", password="x", is_staff=True)
+    client = Client()
+    client.force_login(user)
+
+    assert client.get(DASHBOARD).status_code == 403
+    assert DASHBOARD not in client.get("/admin/").content.decode()
+
+
+def test_the_dashboard_figures_are_json(admin_client, members):
+    response = admin_client.get(
+        DASHBOARD, {"start": "2026-04-01", "end": "2026-04-03", "interval": "day"}
+    )
+    section = next(s for s in response.context["sections"] if s["report"].name == "member-growth")
+
+    assert json.loads(json.dumps(section["chart"]))["layout"]["height"] == 320
