@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 MEMBER = {"external_id": "M-E2E", "name": "王先生", "phone": "13800138000"}
 
 
-def test_twenty_concurrent_orders_upgrade_once_with_exact_totals(seed):
+def test_twenty_concurrent_orders_upgrade_once_with_exact_totals(silver_at_2000):
     # given
     client = erp_client()
 
@@ -47,7 +47,7 @@ def test_twenty_concurrent_orders_upgrade_once_with_exact_totals(seed):
     assert not Member.objects.filter(pending_since__isnull=False).exists()
 
 
-def test_concurrent_replays_of_one_order_record_it_once(seed):
+def test_concurrent_replays_of_one_order_record_it_once(silver_at_2000):
     # given
     client = erp_client()
     payload = erp_order("C-1", "100.00", MEMBER)
@@ -63,7 +63,7 @@ def test_concurrent_replays_of_one_order_record_it_once(seed):
     assert (member.lifetime_spend, member.order_count) == (Decimal("100.00"), 1)
 
 
-def test_concurrent_evaluations_of_one_order_fire_once(seed):
+def test_concurrent_evaluations_of_one_order_fire_once(silver_at_2000):
     # given: an order whose evaluation was not published
     with broker_down():
         recorded, _ = order_record(

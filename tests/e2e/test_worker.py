@@ -41,7 +41,9 @@ def effects(member: Member) -> tuple[int, int, int, int, int]:
     )
 
 
-def test_two_orders_move_a_new_member_to_silver_through_a_real_worker(celery_worker, seed):
+def test_two_orders_move_a_new_member_to_silver_through_a_real_worker(
+    celery_worker, silver_at_2000
+):
     # given
     client = erp_client()
 
@@ -90,7 +92,7 @@ def test_two_orders_move_a_new_member_to_silver_through_a_real_worker(celery_wor
     assert member.lifetime_spend == Decimal("2400.00")
 
 
-def test_a_task_delivered_twice_applies_its_effects_once(celery_worker, seed):
+def test_a_task_delivered_twice_applies_its_effects_once(celery_worker, silver_at_2000):
     # given: an order, evaluated
     client = erp_client()
     client.post("/api/v1/orders/", erp_order("E2E-1", "2500.00", MEMBER), format="json")
