@@ -168,3 +168,20 @@ def tier_count_deltas(*, since: datetime, until: datetime, interval: str) -> dic
         deltas[bucket][from_tier_id] -= members
         deltas[bucket][to_tier_id] += members
     return deltas
+
+
+def members_page(members=None, *, after_pk: int, limit: int) -> list[Member]:
+    """Up to `limit` of `members` (a queryset of them; default every member) after id
+    `after_pk`, in id order, with their tier and tags: for reading all members a chunk at
+    a time."""
+    members = members if members is not None else Member.objects.all()
+    return list(
+        members.filter(pk__gt=after_pk)
+        .order_by("pk")
+        .select_related("tier")
+        .prefetch_related("tags")[:limit]
+    )
+
+
+def member_count() -> int:
+    return Member.objects.count()

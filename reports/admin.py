@@ -6,8 +6,16 @@ from datetime import date, timedelta
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    StreamingHttpResponse,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -24,7 +32,7 @@ from .members_export import COLUMNS as MEMBER_COLUMNS
 from .members_export import member_rows
 from .models import Dashboard
 from .periods import Interval, Period, period_parse
-from .registry import REPORTS, report_get
+from .registry import REPORTS, ReportNotFound, report_get
 from .tables import json_rows, report_table
 
 PERMISSION = "reports.view_reports"
@@ -126,7 +134,10 @@ class DashboardAdmin(admin.ModelAdmin):
     def download_view(self, request: HttpRequest, name: str):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        report = report_get(name)
+        try:
+            report = report_get(name)
+        except ReportNotFound as exc:
+            raise Http404(str(exc)) from exc
         period, form = self._period(request)
         if form.errors:
             return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
@@ -156,7 +167,10 @@ class DashboardAdmin(admin.ModelAdmin):
         filters = request.GET.copy()
         filters.pop("format", None)
         request.GET = filters
-        queryset = members_admin.get_changelist_instance(request).get_queryset(request)
+        try:
+            queryset = members_admin.get_changelist_instance(request).get_queryset(request)
+        except IncorrectLookupParameters as exc:
+            return HttpResponseBadRequest(f"The member list's filters are not valid: {exc}")
         rows = member_rows(queryset, show_pii=sees_pii(request))
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
         if file_format == "xlsx":

@@ -10,15 +10,23 @@ from core.days import start_of_day
 
 from .periods import Period
 
-# report -> column -> (admin list, date field filtered by the bucket, fixed filters)
+OUTBOX = "admin:notifications_notification_changelist"
+# The outbox's statuses behind each column of the messages report.
+MESSAGE_STATUSES = {
+    "queued": "queued,sending",
+    "sent": "sent",
+    "delivered": "delivered",
+    "failed": "failed",
+    "suppressed": "suppressed",
+}
+# report -> column -> (admin list, date field filtered by the bucket, filters from the
+# row: list filter -> the row's column it takes its value from, or a fixed value)
 LINKS: dict[str, dict[str, tuple[str, str, dict]]] = {
     "member-growth": {"new_members": ("admin:members_member_changelist", "joined_at", {})},
-    "spend-by-tier": {"orders": ("admin:orders_order_changelist", "placed_at", {})},
     "messages": {
-        column: ("admin:notifications_notification_changelist", "created_at", {})
-        for column in ("queued", "sent", "delivered", "failed", "suppressed")
+        column: (OUTBOX, "created_at", {"channel__exact": "@channel", "status__in": statuses})
+        for column, statuses in MESSAGE_STATUSES.items()
     },
-    "rules": {"firings": ("admin:rules_rulefiring_changelist", "fired_at", {})},
 }
 
 
@@ -34,14 +42,22 @@ def count_links(
         for column, value in zip(columns, row, strict=True):
             url = None
             if column in links and bucket_index is not None and value:
-                url = _bucket_url(links[column], date.fromisoformat(row[bucket_index]), period)
+                url = _bucket_url(
+                    links[column], date.fromisoformat(row[bucket_index]), period, columns, row
+                )
             cells.append({"value": value, "url": url})
         out.append(cells)
     return out
 
 
-def _bucket_url(link: tuple[str, str, dict], bucket: date, period: Period) -> str:
-    view, field, fixed = link
+def _bucket_url(
+    link: tuple[str, str, dict], bucket: date, period: Period, columns: list[str], row: list
+) -> str:
+    view, field, filters = link
+    fixed = {
+        name: row[columns.index(value[1:])] if value.startswith("@") else value
+        for name, value in filters.items()
+    }
     start = max(bucket, period.start)
     end = period.next_bucket(bucket)
     if end > period.end:

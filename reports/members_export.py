@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from benefits.report_selectors import balances_by_member
 from core.pii import mask_email, mask_name, mask_phone
+from members import selectors as member_selectors
 from members.models import Member
 
 from .registry import Column, Kind
@@ -39,12 +40,9 @@ def member_rows(
     progress=None,
 ) -> Iterator[list[Any]]:
     """The export's rows in id order. `progress(done)` is called after each chunk."""
-    members = (members if members is not None else Member.objects.all()).order_by("pk")
     last_pk, done = 0, 0
     while True:
-        chunk = list(
-            members.filter(pk__gt=last_pk).select_related("tier").prefetch_related("tags")[:CHUNK]
-        )
+        chunk = member_selectors.members_page(members, after_pk=last_pk, limit=CHUNK)
         if not chunk:
             return
         balances = balances_by_member(member_ids=[m.pk for m in chunk])

@@ -15,6 +15,9 @@ from django.utils.translation import gettext_lazy as _
 from core.days import start_of_day
 
 MAX_BUCKETS = 1000
+# Periods stay clear of the calendar's ends, where a bucket's Monday or the day after the
+# period would not exist.
+EARLIEST, LATEST = date(1900, 1, 1), date(9999, 11, 30)
 
 
 class Interval(models.TextChoices):
@@ -35,6 +38,14 @@ class Period:
         if self.interval == Interval.MONTH:
             return day.replace(day=1)
         return day
+
+    def bucket_count(self) -> int:
+        first = self.bucket_of(self.start)
+        if self.interval == Interval.WEEK:
+            return (self.end - first).days // 7 + 1
+        if self.interval == Interval.MONTH:
+            return (self.end.year - first.year) * 12 + self.end.month - first.month + 1
+        return (self.end - first).days + 1
 
     def buckets(self) -> list[date]:
         """Each bucket's label (its first date), oldest first."""
@@ -79,6 +90,12 @@ def period_parse(params: Mapping[str, str]) -> Period:
             days[name] = date.fromisoformat(raw)
         except ValueError:
             errors[name] = gettext("“%(value)s” is not a date as YYYY-MM-DD.") % {"value": raw}
+            continue
+        if not EARLIEST <= days[name] <= LATEST:
+            errors[name] = gettext("Give a date from %(earliest)s to %(latest)s.") % {
+                "earliest": EARLIEST.isoformat(),
+                "latest": LATEST.isoformat(),
+            }
     interval = (params.get("interval") or Interval.DAY).strip()
     if interval not in Interval.values:
         errors["interval"] = gettext("Choose one of: %(choices)s.") % {
@@ -89,7 +106,7 @@ def period_parse(params: Mapping[str, str]) -> Period:
     if days["from"] > days["to"]:
         raise ValidationError({"to": gettext("The period ends before it starts.")})
     period = Period(days["from"], days["to"], interval)
-    if len(period.buckets()) > MAX_BUCKETS:
+    if period.bucket_count() > MAX_BUCKETS:
         raise ValidationError(
             {
                 "interval": gettext(

@@ -57,30 +57,37 @@ def _headline(tables: dict) -> list[tuple[str, object]]:
 
 def report_summary_send(*, kind: str, today: date | None = None) -> bool:
     """E-mail the summary of the last whole week or month; False when there is nobody to
-    send it to or it was sent already."""
+    send it to or it was sent already. The reports are computed before anything is
+    written; the period is claimed in a short transaction, and the claim given back if
+    the mail cannot be sent, so that the next run tries again."""
     recipients = settings.TIERFLOW_REPORT_RECIPIENTS
     if not recipients:
         return False
     period = summary_period(kind, today or timezone.localdate())
+    if SummarySent.objects.filter(kind=kind, period_start=period.start).exists():
+        return False
+    workbook = summary_workbook(period)
     try:
         with transaction.atomic():
-            SummarySent.objects.create(
+            claim = SummarySent.objects.create(
                 kind=kind, period_start=period.start, recipients=", ".join(recipients)
             )
-            message = EmailMessage(
-                subject=f"tierflow {kind} summary {period.start} – {period.end}",
-                body=(
-                    f"The programme's figures for {period.start} to {period.end}, by day, "
-                    "are attached: a sheet of headline figures and one per report "
-                    "(definitions in the admin's Reports)."
-                ),
-                from_email=settings.DEFAULT_FROM_EMAIL,
-                to=recipients,
-            )
-            message.attach(f"tierflow-{kind}-{period.start}.xlsx", summary_workbook(period), XLSX)
-            # Sent inside the transaction: if sending fails, the record is rolled back and
-            # the next run tries again.
-            message.send()
     except IntegrityError:
-        return False
+        return False  # another run claimed it
+    message = EmailMessage(
+        subject=f"tierflow {kind} summary {period.start} – {period.end}",
+        body=(
+            f"The programme's figures for {period.start} to {period.end}, by day, are "
+            "attached: a sheet of headline figures and one per report (definitions in the "
+            "admin's Reports)."
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+    )
+    message.attach(f"tierflow-{kind}-{period.start}.xlsx", workbook, XLSX)
+    try:
+        message.send()
+    except Exception:
+        claim.delete()
+        raise
     return True

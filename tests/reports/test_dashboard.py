@@ -1,6 +1,7 @@
 """The reports dashboard in the admin: who may see it, what it shows, its downloads."""
 
 import json
+from datetime import date
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -119,3 +120,21 @@ def test_the_dashboard_figures_are_json(admin_client, members):
     section = next(s for s in response.context["sections"] if s["report"].name == "member-growth")
 
     assert json.loads(json.dumps(section["chart"]))["layout"]["height"] == 320
+
+
+def test_an_unknown_reports_download_is_404(admin_client, db):
+    assert admin_client.get("/admin/reports/dashboard/nope/download/").status_code == 404
+
+
+def test_a_messages_count_leads_to_its_channel_and_status(admin_client, db):
+    from reports.links import count_links
+    from reports.periods import Period
+
+    period = Period(date(2026, 4, 1), date(2026, 4, 30), "month")
+    columns = ["bucket", "channel", "queued", "sent", "delivered", "failed", "suppressed"]
+    [row] = count_links("messages", columns, [["2026-04-01", "sms", 1, 0, 0, 3, 0]], period)
+
+    assert "channel__exact=sms" in row[5]["url"] and "status__in=failed" in row[5]["url"]
+    assert "status__in=queued%2Csending" in row[2]["url"]
+    assert row[3]["url"] is None  # nothing behind a zero
+    assert admin_client.get(row[5]["url"]).status_code == 200

@@ -115,3 +115,21 @@ def test_the_command_writes_xlsx(members, tmp_path):
     )
 
     assert target.read_bytes()[:2] == b"PK"  # a zip container, as XLSX is
+
+
+def test_filters_on_personal_data_are_refused_to_who_may_not_see_it(members):
+    user = get_user_model().objects.create_user("analyst", is_staff=True)
+    user.groups.add(Group.objects.get(name="Analysts"))
+    client = Client()
+    client.force_login(user)
+
+    # a prefix at a time would give away the masked phone numbers
+    export = client.get(EXPORT, {"phone__startswith": "+86138", "format": "csv"})
+    listing = client.get("/admin/members/member/", {"phone__startswith": "+86138"})
+
+    assert export.status_code == 400
+    assert listing.status_code == 400
+
+
+def test_a_bad_filter_is_a_400_not_a_500(admin_client, members):
+    assert admin_client.get(EXPORT, {"colour": "red", "format": "csv"}).status_code == 400

@@ -67,3 +67,30 @@ def test_more_than_the_most_buckets_is_refused_but_the_most_is_not():
     with pytest.raises(ValidationError) as error:
         period_parse({"from": str(start), "to": str(too_far)})
     assert list(error.value.message_dict) == ["interval"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"from": "9999-12-01", "to": "9999-12-31", "interval": "month"}, "from"),
+        ({"from": "0001-01-01", "to": "0001-01-02", "interval": "week"}, "from"),
+        ({"from": "2026-01-01", "to": "9999-12-31"}, "to"),
+    ],
+)
+def test_dates_at_the_calendars_ends_are_field_errors(params, field):
+    with pytest.raises(ValidationError) as error:
+        period_parse(params)
+
+    assert field in error.value.message_dict
+
+
+def test_the_buckets_are_counted_without_listing_them():
+    assert Period(date(2026, 1, 1), date(2026, 12, 31), "week").bucket_count() == 53
+    assert Period(date(2025, 12, 15), date(2026, 3, 1), "month").bucket_count() == 4
+    for start, end in [
+        (date(2025, 12, 31), date(2027, 1, 3)),
+        (date(2026, 2, 28), date(2026, 3, 1)),
+    ]:
+        for interval in ("day", "week", "month"):
+            period = Period(start, end, interval)
+            assert period.bucket_count() == len(period.buckets())

@@ -6,7 +6,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from members.models import Member
+from members.selectors import member_count
 from reports.exports import csv_lines, xlsx_write
 from reports.members_export import COLUMNS, member_rows
 
@@ -26,7 +26,7 @@ class Command(BaseCommand):
     def handle(self, format, output, show_personal_data, **options) -> None:
         if format == "xlsx" and not output:
             raise CommandError("--format xlsx needs --output FILE.")
-        total = Member.objects.count()
+        total = member_count()
         began = time.monotonic()
 
         def progress(done: int) -> None:
