@@ -1,12 +1,16 @@
 """Each count of a report leads to the rows behind it: the admin list of those members,
-orders, ledger entries or messages, filtered to the bucket."""
+coupons, ledger entries, messages or firings, filtered to the bucket and to the row's
+channel, template or rule. Counts whose rows no admin list can select (a tier held at
+the time of an order, say) have no link."""
 
 from datetime import date
 
 from django.urls import reverse
 from django.utils.http import urlencode
 
+from benefits.selectors import coupon_templates_by_code
 from core.days import start_of_day
+from rules.selectors.reports import rule_ids_by_code
 
 from .periods import Period
 
@@ -19,15 +23,42 @@ MESSAGE_STATUSES = {
     "failed": "failed",
     "suppressed": "suppressed",
 }
-# report -> column -> (admin list, date field filtered by the bucket, filters from the
-# row: list filter -> the row's column it takes its value from, or a fixed value)
+COUPONS = "admin:benefits_coupon_changelist"
+POINTS = "admin:benefits_pointsentry_changelist"
+TEMPLATE = {"template__id__exact": "#template"}
+# report -> column -> (admin list, date field filtered by the bucket, filters: a fixed
+# value, "@column" for the row's value, "#column" for the id of the code in it)
 LINKS: dict[str, dict[str, tuple[str, str, dict]]] = {
     "member-growth": {"new_members": ("admin:members_member_changelist", "joined_at", {})},
     "messages": {
         column: (OUTBOX, "created_at", {"channel__exact": "@channel", "status__in": statuses})
         for column, statuses in MESSAGE_STATUSES.items()
     },
+    "coupons": {
+        "issued": (COUPONS, "issued_at", TEMPLATE),
+        "redeemed": (COUPONS, "redeemed_at", {**TEMPLATE, "status__exact": "redeemed"}),
+        "expired": (COUPONS, "expires_at", {**TEMPLATE, "status__exact": "issued"}),
+        "voided": (COUPONS, "voided_at", {**TEMPLATE, "status__exact": "void"}),
+    },
+    "points": {
+        "issued": (POINTS, "created_at", {"kind__in": "earn,bonus"}),
+        "redeemed": (POINTS, "created_at", {"kind__exact": "redeem"}),
+        "expired": (POINTS, "created_at", {"kind__exact": "expire"}),
+        "reversed": (POINTS, "created_at", {"kind__exact": "reverse"}),
+    },
+    "rules": {
+        "firings": ("admin:rules_rulefiring_changelist", "fired_at", {"rule__id__exact": "#rule"})
+    },
 }
+
+
+def _ids(name: str) -> dict[str, int]:
+    """Codes to ids, for the rows that name a template or a rule."""
+    if name == "coupons":
+        return {code: t.pk for code, t in coupon_templates_by_code().items()}
+    if name == "rules":
+        return rule_ids_by_code()
+    return {}
 
 
 def count_links(
@@ -35,6 +66,7 @@ def count_links(
 ) -> list[list[dict]]:
     """The rows as cells {"value", "url"}: a url where the count has a list behind it."""
     links = LINKS.get(name, {})
+    ids = _ids(name) if links else {}
     bucket_index = columns.index("bucket") if "bucket" in columns else None
     out = []
     for row in rows:
@@ -43,7 +75,7 @@ def count_links(
             url = None
             if column in links and bucket_index is not None and value:
                 url = _bucket_url(
-                    links[column], date.fromisoformat(row[bucket_index]), period, columns, row
+                    links[column], date.fromisoformat(row[bucket_index]), period, columns, row, ids
                 )
             cells.append({"value": value, "url": url})
         out.append(cells)
@@ -51,13 +83,23 @@ def count_links(
 
 
 def _bucket_url(
-    link: tuple[str, str, dict], bucket: date, period: Period, columns: list[str], row: list
+    link: tuple[str, str, dict],
+    bucket: date,
+    period: Period,
+    columns: list[str],
+    row: list,
+    ids: dict[str, int],
 ) -> str:
     view, field, filters = link
-    fixed = {
-        name: row[columns.index(value[1:])] if value.startswith("@") else value
-        for name, value in filters.items()
-    }
+
+    def value(given: str):
+        if given[:1] == "@":
+            return row[columns.index(given[1:])]
+        if given[:1] == "#":
+            return ids.get(row[columns.index(given[1:])], "")
+        return given
+
+    fixed = {name: value(given) for name, given in filters.items()}
     start = max(bucket, period.start)
     end = period.next_bucket(bucket)
     if end > period.end:

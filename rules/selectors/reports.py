@@ -7,7 +7,7 @@ from django.db.models import F, QuerySet
 
 from core.days import business_bucket
 
-from ..models import RuleFiring
+from ..models import Rule, RuleFiring
 
 
 def rule_firing_ids(*, since: datetime, until: datetime) -> QuerySet:
@@ -27,3 +27,7 @@ def rule_firings_by_bucket(
         .values_list("pk", business_bucket("fired_at", interval), F("rule__code"), "member_id")
     )
     return rows.iterator(chunk_size=10_000)
+
+
+def rule_ids_by_code() -> dict[str, int]:
+    return dict(Rule.objects.values_list("code", "pk"))

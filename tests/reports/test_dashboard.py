@@ -1,13 +1,14 @@
 """The reports dashboard in the admin: who may see it, what it shows, its downloads."""
 
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from members.models import Member
 from reports.registry import REPORTS
@@ -138,3 +139,88 @@ def test_a_messages_count_leads_to_its_channel_and_status(admin_client, db):
     assert "status__in=queued%2Csending" in row[2]["url"]
     assert row[3]["url"] is None  # nothing behind a zero
     assert admin_client.get(row[5]["url"]).status_code == 200
+
+
+LINKED_PROGRAMME = """
+earning: {points_per_unit: 1, growth_per_unit: 0, points_expiry: end_of_following_year}
+tiers:
+  - {code: regular, name: Regular, rank: 0}
+  - {code: silver, name: Silver, rank: 1}
+coupon_templates:
+  - {code: gift, name: Gift, min_spend: 300, amount_off: 50, valid_days: 15}
+notification_templates:
+  - {code: thanks, channel: sms, body: "Thank you"}
+rules:
+  - code: silver-at-1000
+    name: Silver at 1000
+    trigger: order_paid
+    conditions:
+      all:
+        - {fact: lifetime_spend, op: gte, value: 1000}
+        - {fact: tier_rank, op: lt, value: 1}
+    actions:
+      - {type: set_tier, tier: silver}
+      - {type: issue_coupon, template: gift}
+      - {type: award_points, points: 500}
+  - code: thanks
+    name: Thanks
+    trigger: order_paid
+    fires: every_time
+    actions:
+      - {type: notify, template: thanks}
+"""
+
+
+def test_every_linked_count_lists_as_many_rows(admin_client, api):
+    # given: members who buy, move up (a coupon and points each) and get messages; one
+    # order refunded in full (its coupon voided, its points taken back)
+    from rules.programme.load import programme_load
+
+    programme_load(LINKED_PROGRAMME)
+    for n in range(3):
+        for k in range(2):
+            response = api.order(
+                external_id=f"SO-{n}-{k}",
+                member={"external_id": f"M-{n}", "name": f"会员{n}", "phone": f"1380013800{n}"},
+                amount="600.00",
+            )
+            assert response.status_code == 201, response.json()
+    refund = api.post("/api/v1/orders/SO-0-1/refunds/", {"external_id": "R-1", "amount": "600.00"})
+    assert refund.status_code == 201, refund.json()
+    today = timezone.localdate()
+
+    # when
+    dashboard = admin_client.get(
+        DASHBOARD,
+        {
+            "start": (today - timedelta(days=2)).isoformat(),
+            "end": today.isoformat(),
+            "interval": "day",
+        },
+    )
+
+    # then: each linked count is the number of rows its link lists (for the points, the
+    # points of those entries)
+    linked = [
+        (section["report"].name, cell)
+        for section in dashboard.context["sections"]
+        for row in section["rows"]
+        for cell in row
+        if cell["url"]
+    ]
+    assert {name for name, _ in linked} >= {
+        "member-growth",
+        "coupons",
+        "points",
+        "messages",
+        "rules",
+    }
+    for name, cell in linked:
+        listing = admin_client.get(cell["url"])
+        assert listing.status_code == 200, (name, cell["url"])
+        listed = listing.context["cl"]
+        if name == "points":
+            found = sum(abs(entry.points) for entry in listed.queryset)
+        else:
+            found = listed.result_count
+        assert found == cell["value"], (name, cell["url"])
