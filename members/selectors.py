@@ -15,13 +15,6 @@ def tier_base() -> Tier | None:
     return Tier.objects.filter(rank=0).first()
 
 
-def tiers_by_code(codes: set[str] | None = None) -> dict[str, Tier]:
-    tiers = Tier.objects.all()
-    if codes is not None:
-        tiers = tiers.filter(code__in=codes)
-    return {tier.code: tier for tier in tiers}
-
-
 def member_engagement_counts(
     *, member_id: int, windows: set[tuple[int, str | None]], now: datetime
 ) -> dict[tuple[int, str | None], int]:

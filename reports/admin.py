@@ -1,7 +1,6 @@
 """The reports dashboard in the admin ("Reports"): headline figures, a chart and a table
 per report, its definition, and CSV/XLSX downloads; for users with `view_reports`."""
 
-import io
 from datetime import date, timedelta
 
 from django import forms
@@ -9,12 +8,10 @@ from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import (
-    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
-    StreamingHttpResponse,
 )
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -26,17 +23,16 @@ from core.admin import sees_pii
 from members.models import Member
 
 from .charts import chart_data
-from .exports import csv_lines, xlsx_write
+from .exports import file_response
 from .links import count_links
 from .members_export import COLUMNS as MEMBER_COLUMNS
 from .members_export import member_rows
 from .models import Dashboard
 from .periods import Interval, Period, period_parse
 from .registry import REPORTS, ReportNotFound, report_get
-from .tables import json_rows, report_table
+from .tables import headline, json_rows, report_filename, report_table
 
 PERMISSION = "reports.view_reports"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class PeriodForm(forms.Form):
@@ -103,8 +99,9 @@ class DashboardAdmin(admin.ModelAdmin):
         period, form = self._period(request)
         query = urlencode({"start": period.start, "end": period.end, "interval": period.interval})
         sections = []
+        tables = {}
         for report in REPORTS.values():
-            columns, rows = report_table(report, period)
+            columns, rows = tables[report.name] = report_table(report, period)
             names = [column.name for column in columns]
             download = reverse("admin:reports_download", args=[report.name])
             values = json_rows(columns, rows)
@@ -126,7 +123,7 @@ class DashboardAdmin(admin.ModelAdmin):
             "title": _("Reports"),
             "form": form,
             "period": period,
-            "headline": _headline(sections),
+            "headline": headline(tables),
             "sections": sections,
         }
         return TemplateResponse(request, "admin/reports/dashboard.html", context)
@@ -142,19 +139,13 @@ class DashboardAdmin(admin.ModelAdmin):
         if form.errors:
             return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
         columns, rows = report_table(report, period)
-        filename = f"{report.name}_{period.start}_{period.end}_{period.interval}"
-        if request.GET.get("format") == "xlsx":
-            out = io.BytesIO()
-            xlsx_write(out, sheets=[(report.name, columns, rows)])
-            out.seek(0)
-            return FileResponse(
-                out, as_attachment=True, filename=f"{filename}.xlsx", content_type=XLSX
-            )
-        response = StreamingHttpResponse(
-            csv_lines(columns, rows), content_type="text/csv; charset=utf-8"
+        return file_response(
+            filename=report_filename(report, period),
+            sheet=report.name,
+            columns=columns,
+            rows=rows,
+            file_format=request.GET.get("format", "csv"),
         )
-        response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
-        return response
 
     def members_export_view(self, request: HttpRequest):
         """The members the member list's filters select (its query string), as a file;
@@ -173,18 +164,13 @@ class DashboardAdmin(admin.ModelAdmin):
             return HttpResponseBadRequest(f"The member list's filters are not valid: {exc}")
         rows = member_rows(queryset, show_pii=sees_pii(request))
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-        if file_format == "xlsx":
-            out = io.BytesIO()
-            xlsx_write(out, sheets=[("members", MEMBER_COLUMNS, rows)])
-            out.seek(0)
-            return FileResponse(
-                out, as_attachment=True, filename=f"members_{stamp}.xlsx", content_type=XLSX
-            )
-        response = StreamingHttpResponse(
-            csv_lines(MEMBER_COLUMNS, rows), content_type="text/csv; charset=utf-8"
+        return file_response(
+            filename=f"members_{stamp}",
+            sheet="members",
+            columns=MEMBER_COLUMNS,
+            rows=rows,
+            file_format=file_format,
         )
-        response["Content-Disposition"] = f'attachment; filename="members_{stamp}.csv"'
-        return response
 
 
 def _matrix(columns: list[str], rows: list[list]) -> dict:
@@ -204,29 +190,3 @@ def _matrix(columns: list[str], rows: list[list]) -> dict:
             [source, [cells.get((source, target), "") for target in tiers]] for source in tiers
         ],
     }
-
-
-def _headline(sections: list[dict]) -> list[tuple[str, object, str]]:
-    """(label, figure, how it is defined) from the period's last bucket."""
-    by_name = {section["report"].name: section for section in sections}
-    figures = []
-
-    def last(name: str, column: str):
-        section = by_name.get(name)
-        if not section or not section["rows"]:
-            return None
-        return section["rows"][-1][section["columns"].index(column)]["value"]
-
-    figures.append(
-        (_("Members"), last("member-growth", "total_members"), _("joined by the period's end"))
-    )
-    figures.append(
-        (_("Active"), last("member-growth", "active_members"), _("ordered in the last bucket"))
-    )
-    figures.append(
-        (_("Repurchase rate"), last("repurchase", "repurchase_rate"), _("in the last bucket"))
-    )
-    figures.append(
-        (_("Points outstanding"), last("points", "closing"), _("all balances at the period's end"))
-    )
-    return [figure for figure in figures if figure[1] is not None]

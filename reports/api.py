@@ -4,10 +4,7 @@ GET /api/v1/reports/                       the reports and their columns
 GET /api/v1/reports/{name}/?from=&to=&interval=day|week|month[&format=csv|xlsx]
 """
 
-import io
-
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, StreamingHttpResponse
 from django.utils.translation import gettext
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
@@ -15,13 +12,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .exports import csv_lines, xlsx_write
+from .exports import file_response
 from .periods import period_parse
 from .registry import REPORTS, report_get
-from .tables import json_rows, report_table
+from .tables import json_rows, report_filename, report_table
 
 FORMATS = ("json", "csv", "xlsx")
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 class ReportListView(APIView):
@@ -88,19 +84,13 @@ class ReportView(APIView):
             )
         period = period_parse(params)
         columns, rows = report_table(report, period)
-        filename = f"{report.name}_{period.start}_{period.end}_{period.interval}"
-        if file_format == "csv":
-            response = StreamingHttpResponse(
-                csv_lines(columns, rows), content_type="text/csv; charset=utf-8"
-            )
-            response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
-            return response
-        if file_format == "xlsx":
-            out = io.BytesIO()
-            xlsx_write(out, sheets=[(report.name, columns, rows)])
-            out.seek(0)
-            return FileResponse(
-                out, as_attachment=True, filename=f"{filename}.xlsx", content_type=XLSX
+        if file_format != "json":
+            return file_response(
+                filename=report_filename(report, period),
+                sheet=report.name,
+                columns=columns,
+                rows=rows,
+                file_format=file_format,
             )
         return Response(
             {

@@ -11,5 +11,6 @@ class ReportsConfig(AppConfig):
         from . import definitions  # noqa: F401  (each report registers itself)
         from .services import analysts_group_ensure
 
-        # After the permissions themselves are created (auth's own post_migrate).
-        post_migrate.connect(analysts_group_ensure, dispatch_uid="reports.analysts")
+        # Once per migrate, after this app's: the apps it reads come before it in
+        # INSTALLED_APPS, so their permissions exist by then.
+        post_migrate.connect(analysts_group_ensure, sender=self, dispatch_uid="reports.analysts")

@@ -15,11 +15,14 @@ from decimal import Decimal
 from typing import IO, Any
 
 import xlsxwriter
+from django.http import FileResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 
 from .registry import Column, Kind
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 BOM = "\ufeff"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def cell_safe(value: Any) -> Any:
@@ -103,3 +106,25 @@ def _sheet_title(title: str) -> str:
     # Excel's limits: 31 characters, none of []:*?/\
     cleaned = "".join("_" if ch in "[]:*?/\\" else ch for ch in title)
     return cleaned[:31] or "Sheet"
+
+
+def file_response(
+    *,
+    filename: str,
+    sheet: str,
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[Any]],
+    file_format: str,
+) -> HttpResponseBase:
+    """The table as a download named `filename` (without its extension): CSV streamed line
+    by line, XLSX spooled to a temporary file, so neither is held in memory."""
+    if file_format == "xlsx":
+        out = tempfile.TemporaryFile()  # noqa: SIM115 (FileResponse closes it when sent)
+        xlsx_write(out, sheets=[(sheet, columns, rows)])
+        out.seek(0)
+        return FileResponse(out, as_attachment=True, filename=f"{filename}.xlsx", content_type=XLSX)
+    response = StreamingHttpResponse(
+        csv_lines(columns, rows), content_type="text/csv; charset=utf-8"
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    return response

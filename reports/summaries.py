@@ -11,14 +11,13 @@ from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .exports import xlsx_write
+from .exports import XLSX, xlsx_write
 from .models import SummarySent
 from .periods import Interval, Period
 from .registry import REPORTS, Column, Kind
-from .tables import report_table
+from .tables import headline, report_table
 
 WEEKLY, MONTHLY = "weekly", "monthly"
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def summary_period(kind: str, today: date) -> Period:
@@ -33,26 +32,19 @@ def summary_period(kind: str, today: date) -> Period:
 
 def summary_workbook(period: Period) -> bytes:
     tables = {name: report_table(report, period) for name, report in REPORTS.items()}
-    headline = [[label, value] for label, value in _headline(tables)]
-    sheets = [("summary", [Column("figure", Kind.TEXT), Column("value", Kind.TEXT)], headline)]
+    figures = [
+        [str(label), value, str(definition)] for label, value, definition in headline(tables)
+    ]
+    summary = [
+        Column("figure", Kind.TEXT),
+        Column("value", Kind.TEXT),
+        Column("definition", Kind.TEXT),
+    ]
+    sheets = [("summary", summary, figures)]
     sheets += [(name, columns, rows) for name, (columns, rows) in tables.items()]
     out = io.BytesIO()
     xlsx_write(out, sheets=sheets)
     return out.getvalue()
-
-
-def _headline(tables: dict) -> list[tuple[str, object]]:
-    def last(name: str, column: str):
-        columns, rows = tables.get(name, ([], []))
-        names = [c.name for c in columns]
-        return rows[-1][names.index(column)] if rows and column in names else None
-
-    growth = tables["member-growth"][1]
-    return [
-        ("members at the period's end", last("member-growth", "total_members")),
-        ("new members in the period", sum(row[1] for row in growth)),
-        ("points outstanding at the period's end", last("points", "closing")),
-    ]
 
 
 def report_summary_send(*, kind: str, today: date | None = None) -> bool:

@@ -5,6 +5,8 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from django.utils.translation import gettext_lazy as _
+
 from core.money import money
 
 from .periods import Period
@@ -13,6 +15,10 @@ from .registry import Column, Kind, Report
 
 def report_table(report: Report, period: Period) -> tuple[Sequence[Column], list[list[Any]]]:
     return report.columns(), [list(row) for row in report.rows(period)]
+
+
+def report_filename(report: Report, period: Period) -> str:
+    return f"{report.name}_{period.start}_{period.end}_{period.interval}"
 
 
 def json_rows(columns: Sequence[Column], rows: Iterable[Sequence[Any]]) -> list[list[Any]]:
@@ -32,3 +38,25 @@ def _json(value: Any, kind: str) -> Any:
     if kind == Kind.RATE:
         return str(Decimal(value).quantize(Decimal("0.0001")))
     return value
+
+
+# (label, report, column, how it is defined): the period's headline figures, each read
+# from the last bucket of a report's table.
+HEADLINE = [
+    (_("Members"), "member-growth", "total_members", _("joined by the period's end")),
+    (_("Active"), "member-growth", "active_members", _("ordered in the last bucket")),
+    (_("Repurchase rate"), "repurchase", "repurchase_rate", _("in the last bucket")),
+    (_("Points outstanding"), "points", "closing", _("all balances at the period's end")),
+]
+
+
+def headline(tables: dict[str, tuple[Sequence[Column], list[list[Any]]]]) -> list[tuple]:
+    """(label, figure, how it is defined) of each headline figure the tables hold, from
+    `{report name: report_table(...)}`: the dashboard's and the summaries' alike."""
+    figures = []
+    for label, name, column, definition in HEADLINE:
+        columns, rows = tables.get(name, ((), []))
+        names = [c.name for c in columns]
+        if rows and column in names:
+            figures.append((label, rows[-1][names.index(column)], definition))
+    return figures

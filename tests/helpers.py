@@ -329,3 +329,35 @@ def changes(member: Member) -> list[tuple[str, str, datetime]]:
 
 def messages(member: Member, template: str) -> list[Notification]:
     return list(Notification.objects.filter(member=member, template__code=template))
+
+
+# A programme whose orders leave something in every report: members move up to Silver at
+# 1000 (a coupon and 500 points each) and are thanked by SMS for every order.
+REPORTS_PROGRAMME = """
+earning: {points_per_unit: 1, growth_per_unit: 0, points_expiry: end_of_following_year}
+tiers:
+  - {code: regular, name: Regular, rank: 0}
+  - {code: silver, name: Silver, rank: 1}
+coupon_templates:
+  - {code: gift, name: Gift, min_spend: 300, amount_off: 50, valid_days: 15}
+notification_templates:
+  - {code: thanks, channel: sms, body: "Thank you"}
+rules:
+  - code: silver-at-1000
+    name: Silver at 1000
+    trigger: order_paid
+    conditions:
+      all:
+        - {fact: lifetime_spend, op: gte, value: 1000}
+        - {fact: tier_rank, op: lt, value: 1}
+    actions:
+      - {type: set_tier, tier: silver}
+      - {type: issue_coupon, template: gift}
+      - {type: award_points, points: 500}
+  - code: thanks
+    name: Thanks
+    trigger: order_paid
+    fires: every_time
+    actions:
+      - {type: notify, template: thanks}
+"""

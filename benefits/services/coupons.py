@@ -16,12 +16,16 @@ from django.db.models import DateTimeField, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from core.money import money
 from core.upsert import upsert
 from members.models import Member
 
 from ..models import Coupon, CouponIssueJob, CouponTemplate, Discount
-from ..selectors import coupon_code_clean, coupon_discount, coupon_unusable_reason
+from ..selectors import (
+    after_tier_discount,
+    coupon_code_clean,
+    coupon_discount,
+    coupon_unusable_reason,
+)
 
 Status = Coupon.Status
 # No 0/O or 1/I: codes are read out at the till.
@@ -182,9 +186,7 @@ def _discount_given(coupon: Coupon, order_external_id: str, amount: Decimal | No
     unknown (None)."""
     if amount is None:
         return coupon.amount_off if coupon.discount == Discount.AMOUNT else None
-    tier = coupon.member.tier
-    amount = money(amount)
-    payable = amount - money(amount * (tier.discount_percent if tier else 0) / 100)
+    _, payable = after_tier_discount(amount, coupon.member.tier)
     taken = (
         Coupon.objects.filter(
             member_id=coupon.member_id, status=Status.REDEEMED, redeemed_order=order_external_id

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from benefits import selectors as benefit_selectors
+from benefits import report_selectors as benefit_reports
 from core.money import money
 
 from ..periods import Period
@@ -20,7 +20,7 @@ COUPON_FIGURES = ("issued", "redeemed", "expired", "voided")
 
 
 def _coupons(period: Period) -> Iterator[Sequence[Any]]:
-    table = benefit_selectors.coupons_by_bucket(
+    table = benefit_reports.coupons_by_bucket(
         since=period.since, until=period.until, interval=period.interval
     )
     codes = sorted({code for _bucket, code in table})
@@ -68,10 +68,10 @@ def _value(points: int) -> Decimal:
 
 
 def _points(period: Period) -> Iterator[Sequence[Any]]:
-    moves = benefit_selectors.points_movements_by_bucket(
+    moves = benefit_reports.points_movements_by_bucket(
         since=period.since, until=period.until, interval=period.interval
     )
-    closing = benefit_selectors.points_ledger_total(before=period.since)
+    closing = benefit_reports.points_ledger_total(before=period.since)
     for bucket in period.buckets():
         opening = closing
         m = moves.get(bucket, {"issued": 0, "redeemed": 0, "expired": 0, "reversed": 0})
@@ -146,7 +146,7 @@ def _aging_row(expires_at, start: date) -> str:
 def _points_aging(period: Period) -> Iterator[Sequence[Any]]:
     points: dict[str, int] = {}
     members: dict[str, set[int]] = {}
-    for member_id, expires_at, left in benefit_selectors.points_outstanding(before=period.until):
+    for member_id, expires_at, left in benefit_reports.points_outstanding(before=period.until):
         row = _aging_row(expires_at, period.end)
         points[row] = points.get(row, 0) + left
         members.setdefault(row, set()).add(member_id)

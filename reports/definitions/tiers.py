@@ -9,7 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from core.money import money
 from members import selectors as member_selectors
 from orders import selectors as order_selectors
-from rules.selectors.tier_moves import tier_moves_by_bucket
+from rules.selectors.reports import tier_moves_by_bucket
 
 from ..periods import Period
 from ..registry import Column, Kind, Report, fixed, register

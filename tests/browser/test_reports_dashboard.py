@@ -18,39 +18,17 @@ from selenium.webdriver.support.ui import WebDriverWait
 from orders.services import order_record
 from reports.registry import REPORTS
 from rules.programme.load import programme_load
+from tests.helpers import REPORTS_PROGRAMME
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 WAIT_SECONDS = 20
-PROGRAMME = """
-earning: {points_per_unit: 1, growth_per_unit: 0.1, points_expiry: end_of_following_year}
-tiers:
-  - {code: regular, name: Regular, rank: 0}
-  - {code: silver, name: Silver, rank: 1}
-coupon_templates:
-  - {code: gift, name: Gift, min_spend: 300, amount_off: 50, valid_days: 15}
-notification_templates:
-  - {code: up, channel: sms, body: "Welcome to {{ tier.name }}"}
-rules:
-  - code: silver-at-1000
-    name: Silver at 1000
-    trigger: order_paid
-    conditions:
-      all:
-        - {fact: lifetime_spend, op: gte, value: 1000}
-        - {fact: tier_rank, op: lt, value: 1}
-    actions:
-      - {type: set_tier, tier: silver}
-      - {type: issue_coupon, template: gift}
-      - {type: award_points, points: 500}
-      - {type: notify, template: up}
-"""
 
 
 def shop() -> None:
     """Members who joined over the last months and ordered, some moving to Silver (a
-    coupon, points and an SMS each)."""
-    programme_load(PROGRAMME)
+    coupon and points each), every order thanked by SMS."""
+    programme_load(REPORTS_PROGRAMME)
     now = timezone.now()
     for n in range(6):
         member = {"external_id": f"M-{n}", "name": f"会员{n}", "phone": f"1380013800{n}"}

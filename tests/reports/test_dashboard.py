@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from members.models import Member
 from reports.registry import REPORTS
+from tests.helpers import REPORTS_PROGRAMME
 
 DASHBOARD = "/admin/reports/dashboard/"
 
@@ -141,42 +142,12 @@ def test_a_messages_count_leads_to_its_channel_and_status(admin_client, db):
     assert admin_client.get(row[5]["url"]).status_code == 200
 
 
-LINKED_PROGRAMME = """
-earning: {points_per_unit: 1, growth_per_unit: 0, points_expiry: end_of_following_year}
-tiers:
-  - {code: regular, name: Regular, rank: 0}
-  - {code: silver, name: Silver, rank: 1}
-coupon_templates:
-  - {code: gift, name: Gift, min_spend: 300, amount_off: 50, valid_days: 15}
-notification_templates:
-  - {code: thanks, channel: sms, body: "Thank you"}
-rules:
-  - code: silver-at-1000
-    name: Silver at 1000
-    trigger: order_paid
-    conditions:
-      all:
-        - {fact: lifetime_spend, op: gte, value: 1000}
-        - {fact: tier_rank, op: lt, value: 1}
-    actions:
-      - {type: set_tier, tier: silver}
-      - {type: issue_coupon, template: gift}
-      - {type: award_points, points: 500}
-  - code: thanks
-    name: Thanks
-    trigger: order_paid
-    fires: every_time
-    actions:
-      - {type: notify, template: thanks}
-"""
-
-
 def test_every_linked_count_lists_as_many_rows(admin_client, api):
     # given: members who buy, move up (a coupon and points each) and get messages; one
     # order refunded in full (its coupon voided, its points taken back)
     from rules.programme.load import programme_load
 
-    programme_load(LINKED_PROGRAMME)
+    programme_load(REPORTS_PROGRAMME)
     for n in range(3):
         for k in range(2):
             response = api.order(
