@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from core.days import next_midnight
-from core.models import Job
+from core.models import Job, recorded_at_field
 from members.models import EngagementEvent, Member, Tag, Tier
 from orders.models import Order
 
@@ -317,6 +317,7 @@ class PointsEntry(models.Model):
     external_id = models.CharField(_("idempotency key"), max_length=64, blank=True)
     payload_hash = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(_("at"), default=timezone.now)
+    recorded_at = recorded_at_field()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -324,6 +325,7 @@ class PointsEntry(models.Model):
         verbose_name_plural = _("points ledger")
         indexes = [
             models.Index(fields=["member", "-created_at"]),
+            models.Index(fields=["recorded_at"]),
             models.Index(
                 fields=["expires_at"], condition=models.Q(points__gt=0), name="points_lot"
             ),

@@ -157,13 +157,31 @@ def points_movements_by_bucket(
     }
 
 
-def points_outstanding(*, before: datetime) -> Iterator[tuple[int, datetime | None, int]]:
+def points_outstanding(
+    *, before: datetime, member_ids: Iterable[int] | None = None
+) -> Iterator[tuple[int, datetime | None, int]]:
     """(member id, expires at, points left) of every lot with points left and not lapsed
-    just before `before`, from the entries dated before it. As points_lots and
-    points_expire do: every negative entry (spent, written off, reversed) uses up the
-    member's lots that lapse soonest first, lots that never lapse last, so what is left of
-    the lapsed lots is what points_balance leaves out, and the rows sum to the balances."""
-    entries = PointsEntry.objects.filter(created_at__lt=before)
+    just before `before`, from the entries dated before it (of the members `member_ids`,
+    default all)."""
+    for member_id, expires_at, left in points_lots_left(before=before, member_ids=member_ids):
+        if expires_at is None or expires_at >= before:
+            yield member_id, expires_at, left
+
+
+def points_lots_left(
+    *, before: datetime | None = None, member_ids: Iterable[int] | None = None
+) -> Iterator[tuple[int, datetime | None, int]]:
+    """(member id, expires at, points left) of every lot with points left, lapsed or not,
+    from the entries dated before `before` (default: all of them), of the members
+    `member_ids` (default: all). As points_lots and points_expire do: every negative entry
+    (spent, written off, reversed) uses up the member's lots that lapse soonest first,
+    lots that never lapse last, so what is left of the lapsed lots is what points_balance
+    leaves out, and the rows sum to the balances."""
+    entries = PointsEntry.objects.all()
+    if before is not None:
+        entries = entries.filter(created_at__lt=before)
+    if member_ids is not None:
+        entries = entries.filter(member_id__in=member_ids)
     used = dict(
         entries.filter(points__lt=0)
         .values("member_id")
@@ -185,5 +203,11 @@ def points_outstanding(*, before: datetime) -> Iterator[tuple[int, datetime | No
     )
     for member_id, expires_at, points, running in lots.iterator(chunk_size=10_000):
         left = min(points, running - used.get(member_id, 0))
-        if left > 0 and (expires_at is None or expires_at >= before):
+        if left > 0:
             yield member_id, expires_at, left
+
+
+def points_member_ids_recorded_since(moment: datetime) -> set[int]:
+    """Members with ledger entries recorded at or after `moment`."""
+    entries = PointsEntry.objects.filter(recorded_at__gte=moment)
+    return set(entries.values_list("member_id", flat=True).distinct())

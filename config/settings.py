@@ -162,6 +162,12 @@ TIERFLOW_MAX_ORDER_AMOUNT = Decimal(env("TIERFLOW_MAX_ORDER_AMOUNT", default="10
 TIERFLOW_POINT_VALUE = Decimal(env("TIERFLOW_POINT_VALUE", default="0.01"))
 # Who gets the weekly and monthly report summaries (comma-separated e-mail addresses).
 TIERFLOW_REPORT_RECIPIENTS = env.list("TIERFLOW_REPORT_RECIPIENTS", default=[])
+# Where members exports asked for in the admin are written, and how long they are kept.
+TIERFLOW_EXPORTS_DIR = Path(env("TIERFLOW_EXPORTS_DIR", default=str(BASE_DIR / "exports")))
+TIERFLOW_EXPORT_KEEP_HOURS = env.int("TIERFLOW_EXPORT_KEEP_HOURS", default=24)
+# The reports' roll-up covers rows recorded up to this many seconds before it runs: a
+# transaction still open that long would otherwise commit rows behind its mark.
+TIERFLOW_REPORTS_ROLLUP_LAG_SECONDS = env.int("TIERFLOW_REPORTS_ROLLUP_LAG_SECONDS", default=60)
 # Orders still unevaluated this long after they were recorded are re-enqueued by the sweeper.
 TIERFLOW_PENDING_GRACE_SECONDS = env.int("TIERFLOW_PENDING_GRACE_SECONDS", default=60)
 # How many pending orders (or messages) one sweeper run re-publishes at most.
@@ -311,6 +317,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-rule-jobs": {"task": "rules.tasks.sweep_rule_jobs", "schedule": 60.0},
     # Clock triggers (birthdays, lapsing tiers…) for the day, early each morning local time.
     "daily": {"task": "rules.tasks.run_daily", "schedule": crontab(hour=0, minute=30)},
+    # Members exports' files deleted once kept long enough.
+    "sweep-members-exports": {"task": "reports.tasks.sweep_members_exports", "schedule": 3600.0},
+    # The reports' per-bucket figures brought up to date with what was recorded since.
+    "reports-rollup": {"task": "reports.tasks.rollup", "schedule": 300.0},
     # The reports' summaries, e-mailed to TIERFLOW_REPORT_RECIPIENTS (none: nothing sent).
     "weekly-summary": {
         "task": "reports.tasks.send_summary",

@@ -1,6 +1,7 @@
 from datetime import datetime
 
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -23,6 +24,15 @@ class Evaluable(models.Model):
     @property
     def is_evaluated(self) -> bool:
         return self.seq <= self.member.evaluated_seq
+
+
+def recorded_at_field() -> models.DateTimeField:
+    """When the row was written, which may be later than the moment it stands for: the
+    reports' roll-up finds what changed since it last ran by it. The database default
+    covers rows loaded outside the ORM."""
+    return models.DateTimeField(
+        _("recorded at"), default=timezone.now, db_default=Now(), editable=False
+    )
 
 
 def newest(queryset, *, at: str, before: datetime | None, limit: int):

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from core.days import next_midnight
 from core.errors import NotFound
-from core.models import Evaluable
+from core.models import Evaluable, recorded_at_field
 
 from .phones import PhoneField, phone_validator
 
@@ -231,6 +231,8 @@ class Member(models.Model):
             ),
             models.Index(fields=["tier_expires_at"]),
             models.Index(fields=["last_order_at"]),
+            models.Index(fields=["joined_at"]),
+            models.Index(fields=["created_at"]),
             models.Index(ExtractMonth("birthday"), ExtractDay("birthday"), name="member_birthday"),
         ]
         verbose_name = _("member")
@@ -295,12 +297,18 @@ class TierChange(Evaluable):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(_("changed at"), default=timezone.now)
+    recorded_at = recorded_at_field()
 
     class Meta:
         ordering = ["-created_at", "-id"]
         verbose_name = _("tier change")
         verbose_name_plural = _("tier history")
-        indexes = [*Evaluable.Meta.indexes, models.Index(fields=["member", "-created_at"])]
+        indexes = [
+            *Evaluable.Meta.indexes,
+            models.Index(fields=["member", "-created_at"]),
+            models.Index(fields=["created_at"]),
+            models.Index(fields=["recorded_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_tier or '-'} → {self.to_tier}"

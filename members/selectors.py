@@ -2,7 +2,7 @@ from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
 
 from django.db import models
-from django.db.models import Case, Count, Exists, F, OuterRef, Q, Subquery, When
+from django.db.models import Case, Count, Exists, F, Min, OuterRef, Q, Subquery, When
 
 from core.days import business_bucket
 from core.models import newest
@@ -178,3 +178,28 @@ def members_page(members=None, *, after_pk: int, limit: int) -> list[Member]:
 
 def member_count() -> int:
     return Member.objects.count()
+
+
+def member_join_days_recorded_since(moment: datetime) -> set[date]:
+    """The business days on which the members created at or after `moment` joined."""
+    members = Member.objects.filter(created_at__gte=moment)
+    return set(members.values_list(business_bucket("joined_at", "day"), flat=True).distinct())
+
+
+def tier_changes_recorded_since(moment: datetime) -> dict[int, datetime]:
+    """Members with tier changes recorded at or after `moment`, each with the earliest
+    moment such a change took effect."""
+    changes = TierChange.objects.filter(recorded_at__gte=moment)
+    rows = changes.values("member_id").annotate(first=Min("created_at")).order_by()
+    return {row["member_id"]: row["first"] for row in rows}
+
+
+def tier_change_days_recorded_since(moment: datetime) -> set[date]:
+    """The business days on which the tier changes recorded at or after `moment` took
+    effect."""
+    changes = TierChange.objects.filter(recorded_at__gte=moment)
+    return set(changes.values_list(business_bucket("created_at", "day"), flat=True).distinct())
+
+
+def member_first_joined() -> datetime | None:
+    return Member.objects.aggregate(first=Min("joined_at"))["first"]

@@ -71,7 +71,12 @@ class Order(Evaluable):
                 name="order_refunds_within_amount",
             ),
         ]
-        indexes = [*Evaluable.Meta.indexes, models.Index(fields=["member", "-placed_at"])]
+        indexes = [
+            *Evaluable.Meta.indexes,
+            models.Index(fields=["member", "-placed_at"]),
+            models.Index(fields=["placed_at"]),
+            models.Index(fields=["recorded_at"]),
+        ]
 
     def __str__(self) -> str:
         return self.external_id
@@ -114,7 +119,11 @@ class Refund(Evaluable):
         constraints = [
             models.CheckConstraint(condition=models.Q(amount__gt=0), name="refund_amount_gt_0")
         ]
-        indexes = Evaluable.Meta.indexes
+        indexes = [
+            *Evaluable.Meta.indexes,
+            models.Index(fields=["refunded_at"]),
+            models.Index(fields=["recorded_at"]),
+        ]
 
     def __str__(self) -> str:
         return self.external_id

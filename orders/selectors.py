@@ -1,4 +1,5 @@
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -117,21 +118,86 @@ def spend_by_tier(*, since: datetime, until: datetime, interval: str) -> dict:
     return figures
 
 
-def cohort_order_months(*, since: datetime, until: datetime) -> dict[int, set[date]]:
+def cohort_order_months(
+    *, since: datetime, until: datetime, recorded_before: datetime | None = None
+) -> dict[int, set[date]]:
     """Members whose first order was placed in [since, until), each with the months (their
-    first dates, in TIME_ZONE) in which they placed orders, the first month included."""
+    first dates, in TIME_ZONE) in which they placed orders, the first month included.
+    With `recorded_before`: as the orders recorded before it had it."""
+    known = Order.objects.all()
+    if recorded_before is not None:
+        known = known.filter(recorded_at__lt=recorded_before)
     firsts = (
-        Order.objects.values("member_id")
+        known.values("member_id")
         .annotate(first=Min("placed_at"))
         .filter(first__gte=since, first__lt=until)
         .values("member_id")
     )
     rows = (
-        Order.objects.filter(placed_at__gte=since, member_id__in=firsts)
+        known.filter(placed_at__gte=since, member_id__in=firsts)
         .values_list("member_id", business_bucket("placed_at", "month"))
         .distinct()
     )
     months: dict[int, set[date]] = defaultdict(set)
     for member_id, month in rows.iterator(chunk_size=10_000):
         months[member_id].add(month)
+    return months
+
+
+def order_first_placed() -> datetime | None:
+    return Order.objects.aggregate(first=Min("placed_at"))["first"]
+
+
+# What changed since a moment, for the reports' roll-up: the business days whose figures
+# the orders and refunds recorded since then touch, and the members who placed them.
+
+
+def order_days_recorded_since(moment: datetime) -> set[date]:
+    """The business days on which the orders recorded at or after `moment` were placed."""
+    orders = Order.objects.filter(recorded_at__gte=moment)
+    return set(orders.values_list(business_bucket("placed_at", "day"), flat=True).distinct())
+
+
+def refund_days_recorded_since(moment: datetime) -> set[date]:
+    """The business days of the refunds recorded at or after `moment`."""
+    refunds = Refund.objects.filter(recorded_at__gte=moment)
+    return set(refunds.values_list(business_bucket("refunded_at", "day"), flat=True).distinct())
+
+
+def order_member_ids_recorded_since(moment: datetime) -> set[int]:
+    orders = Order.objects.filter(recorded_at__gte=moment)
+    return set(orders.values_list("member_id", flat=True).distinct())
+
+
+def order_days_held_since(changes: dict[int, datetime]) -> set[date]:
+    """The business days of the orders each member (by id) placed at or after their
+    moment, and of the refunds of those orders: the days whose figures by the tier held
+    at the order a tier change at that moment touches."""
+    if not changes:
+        return set()
+    earliest = min(changes.values())
+    orders = Order.objects.filter(member_id__in=changes, placed_at__gte=earliest)
+    refunds = Refund.objects.filter(member_id__in=changes, order__placed_at__gte=earliest)
+    rows = [
+        *orders.values_list("member_id", "placed_at", business_bucket("placed_at", "day")),
+        *refunds.values_list(
+            "member_id", "order__placed_at", business_bucket("refunded_at", "day")
+        ),
+    ]
+    return {day for member_id, placed_at, day in rows if placed_at >= changes[member_id]}
+
+
+def order_months_of_members(*, member_ids: Iterable[int]) -> dict[int, dict[date, datetime]]:
+    """Each member's order months (first dates, in TIME_ZONE), each with when the first of
+    its orders was recorded: so the months as they stood at any moment can be told."""
+    rows = (
+        Order.objects.filter(member_id__in=member_ids)
+        .values("member_id", month=business_bucket("placed_at", "month"))
+        .annotate(recorded=Min("recorded_at"))
+        .order_by()
+        .values_list("member_id", "month", "recorded")
+    )
+    months: dict[int, dict[date, datetime]] = defaultdict(dict)
+    for member_id, month, recorded in rows.iterator(chunk_size=10_000):
+        months[member_id][month] = recorded
     return months

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from benefits.models import Coupon
 from benefits.selectors import growth_balance, points_balance
-from core.admin import sees_pii
+from core.admin import ReadOnlyAdmin, sees_pii
 from core.pii import mask_email, mask_name, mask_phone, redact_person
 from members import services
 from members.models import Member, Tier, TierChange
@@ -244,3 +244,23 @@ class MemberAdmin(admin.ModelAdmin):
         }
         saved, _ = services.member_upsert(external_id=obj.external_id, **details)
         obj.pk = saved.pk
+
+
+@admin.register(TierChange)
+class TierChangeAdmin(ReadOnlyAdmin):
+    """The tier history of every member: where the tier-movements report's counts lead."""
+
+    list_display = ["member", "created_at", "from_tier", "to_tier", "cause", "rule", "reason"]
+    list_filter = ["cause", "from_tier", "to_tier", "created_at"]
+    list_select_related = ["member", "from_tier", "to_tier", "firing__rule"]
+    search_fields = ["=member__external_id"]
+    date_hierarchy = "created_at"
+    # The report's links name tiers and rules by code.
+    CODE_LOOKUPS = {"from_tier__code__exact", "to_tier__code__exact", "firing__rule__code__exact"}
+
+    def lookup_allowed(self, lookup: str, value: str, request=None) -> bool:
+        return lookup in self.CODE_LOOKUPS or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description=_("rule"), ordering="firing__rule__code")
+    def rule(self, change: TierChange) -> str:
+        return change.firing.rule.code if change.firing_id else "-"

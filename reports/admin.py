@@ -4,32 +4,36 @@ per report, its definition, and CSV/XLSX downloads; for users with `view_reports
 from datetime import date, timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import (
+    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
     HttpResponseBadRequest,
+    HttpResponseRedirect,
 )
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 
-from core.admin import sees_pii
+from core.admin import ReadOnlyAdmin, job_progress, sees_pii
 from members.models import Member
 
 from .charts import chart_data
+from .export_jobs import export_path, members_export_start
 from .exports import file_response
 from .links import count_links
-from .members_export import COLUMNS as MEMBER_COLUMNS
-from .members_export import member_rows
-from .models import Dashboard
+from .models import Dashboard, MembersExport
 from .periods import Interval, Period, period_parse
 from .registry import REPORTS, ReportNotFound, report_get
+from .rollup import rollup_mark
 from .tables import headline, json_rows, report_filename, report_table
 
 PERMISSION = "reports.view_reports"
@@ -125,6 +129,7 @@ class DashboardAdmin(admin.ModelAdmin):
             "period": period,
             "headline": headline(tables),
             "sections": sections,
+            "rolled_up": rollup_mark(),
         }
         return TemplateResponse(request, "admin/reports/dashboard.html", context)
 
@@ -148,29 +153,81 @@ class DashboardAdmin(admin.ModelAdmin):
         )
 
     def members_export_view(self, request: HttpRequest):
-        """The members the member list's filters select (its query string), as a file;
-        personal data masked unless the user may see it."""
+        """The members the member list's filters select (its query string), written to a
+        file by a background job; the job's page shows its progress, then the download.
+        Personal data masked unless the user may see it."""
         members_admin = self.admin_site._registry[Member]
         if not members_admin.has_view_permission(request):
             raise PermissionDenied
-        file_format = request.GET.get("format", "csv")
+        file_format = request.GET.get("format", MembersExport.Format.CSV)
+        if file_format not in MembersExport.Format.values:
+            return HttpResponseBadRequest("format: choose csv or xlsx.")
         # The member list's own filters, search and ordering, without this view's option.
         filters = request.GET.copy()
         filters.pop("format", None)
         request.GET = filters
         try:
-            queryset = members_admin.get_changelist_instance(request).get_queryset(request)
+            members_admin.get_changelist_instance(request).get_queryset(request)
         except IncorrectLookupParameters as exc:
             return HttpResponseBadRequest(f"The member list's filters are not valid: {exc}")
-        rows = member_rows(queryset, show_pii=sees_pii(request))
-        stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-        return file_response(
-            filename=f"members_{stamp}",
-            sheet="members",
-            columns=MEMBER_COLUMNS,
-            rows=rows,
+        job = members_export_start(
+            user=request.user,
+            filters=filters.urlencode(),
             file_format=file_format,
+            show_pii=sees_pii(request),
         )
+        return HttpResponseRedirect(reverse("admin:reports_membersexport_change", args=[job.pk]))
+
+
+@admin.register(MembersExport)
+class MembersExportAdmin(ReadOnlyAdmin):
+    """Members exports: each user sees their own (the files hold personal data)."""
+
+    list_display = ["__str__", "created_at", "file_format", "status", "progress", "download"]
+    list_filter = ["status", "file_format"]
+    fields = ["status", "progress", "download", "file_format", "show_pii", "filters", "error"]
+    fields += ["created_at", "finished_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).filter(requested_by=request.user)
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self.admin_site._registry[Member].has_view_permission(request)
+
+    def has_module_permission(self, request) -> bool:
+        return self.has_view_permission(request)
+
+    def get_urls(self):
+        download = self.admin_site.admin_view(self.download_view)
+        return [
+            path("<int:pk>/download/", download, name="reports_membersexport_download"),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description=_("progress"))
+    def progress(self, job: MembersExport) -> str:
+        return job_progress(job)
+
+    @admin.display(description=_("file"))
+    def download(self, job: MembersExport) -> str:
+        if job.status != MembersExport.Status.DONE:
+            return "-"
+        if not job.filename:
+            return _("deleted after %(hours)d hours") % {
+                "hours": settings.TIERFLOW_EXPORT_KEEP_HOURS
+            }
+        url = reverse("admin:reports_membersexport_download", args=[job.pk])
+        return format_html('<a href="{}">{}</a>', url, job.filename)
+
+    def download_view(self, request: HttpRequest, pk: int):
+        job = self.get_queryset(request).filter(pk=pk).first()
+        if job is None or not self.has_view_permission(request, job):
+            raise Http404
+        path_ = export_path(job)
+        if path_ is None or not path_.exists():
+            raise Http404
+        return FileResponse(path_.open("rb"), as_attachment=True, filename=job.filename)
 
 
 def _matrix(columns: list[str], rows: list[list]) -> dict:

@@ -1,8 +1,9 @@
 """Each count of a report leads to the rows behind it: the admin list of those members,
-coupons, ledger entries, messages or firings, filtered to the bucket and to the row's
+tier changes, coupons, ledger entries, messages or firings, filtered to the bucket and to the row's
 channel, template or rule. Counts whose rows no admin list can select (a tier held at
 the time of an order, say) have no link."""
 
+from collections.abc import Callable
 from datetime import date
 
 from django.urls import reverse
@@ -26,9 +27,24 @@ MESSAGE_STATUSES = {
 COUPONS = "admin:benefits_coupon_changelist"
 POINTS = "admin:benefits_pointsentry_changelist"
 TEMPLATE = {"template__id__exact": "#template"}
+# The causes a tier-movements row names as such; any other names the rule that moved them.
+CAUSES = {"rule", "manual", "lapse", "refund", "base"}
+
+
+def _movement(row: dict) -> dict:
+    cause = row["cause"]
+    by_rule = {"cause__exact": "rule", "firing__rule__code__exact": cause}
+    return {
+        "from_tier__code__exact": row["from_tier"],
+        "to_tier__code__exact": row["to_tier"],
+        **({"cause__exact": cause} if cause in CAUSES else by_rule),
+    }
+
+
 # report -> column -> (admin list, date field filtered by the bucket, filters: a fixed
-# value, "@column" for the row's value, "#column" for the id of the code in it)
-LINKS: dict[str, dict[str, tuple[str, str, dict]]] = {
+# value, "@column" for the row's value, "#column" for the id of the code in it; or a
+# function of the row, by column, giving them)
+LINKS: dict[str, dict[str, tuple[str, str, dict | Callable[[dict], dict]]]] = {
     "member-growth": {"new_members": ("admin:members_member_changelist", "joined_at", {})},
     "messages": {
         column: (OUTBOX, "created_at", {"channel__exact": "@channel", "status__in": statuses})
@@ -46,6 +62,7 @@ LINKS: dict[str, dict[str, tuple[str, str, dict]]] = {
         "expired": (POINTS, "created_at", {"kind__exact": "expire"}),
         "reversed": (POINTS, "created_at", {"kind__exact": "reverse"}),
     },
+    "tier-movements": {"members": ("admin:members_tierchange_changelist", "created_at", _movement)},
     "rules": {
         "firings": ("admin:rules_rulefiring_changelist", "fired_at", {"rule__id__exact": "#rule"})
     },
@@ -83,7 +100,7 @@ def count_links(
 
 
 def _bucket_url(
-    link: tuple[str, str, dict],
+    link: tuple[str, str, dict | Callable[[dict], dict]],
     bucket: date,
     period: Period,
     columns: list[str],
@@ -99,7 +116,10 @@ def _bucket_url(
             return ids.get(row[columns.index(given[1:])], "")
         return given
 
-    fixed = {name: value(given) for name, given in filters.items()}
+    if callable(filters):
+        fixed = filters(dict(zip(columns, row, strict=True)))
+    else:
+        fixed = {name: value(given) for name, given in filters.items()}
     start = max(bucket, period.start)
     end = period.next_bucket(bucket)
     if end > period.end:

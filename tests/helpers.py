@@ -361,3 +361,23 @@ rules:
     actions:
       - {type: notify, template: thanks}
 """
+
+
+# Three tiers, Silver by a rule at 1000 of lifetime spend for 30 days (keep: 1000 more):
+# the tier reports' and the roll-up's tests.
+TIER_REPORTS_PROGRAMME = """
+tiers:
+  - {code: regular, name: Regular, rank: 0}
+  - {code: silver, name: Silver, rank: 1, validity: days, validity_days: 30, keep_threshold: 1000}
+  - {code: gold, name: Gold, rank: 2}
+rules:
+  - code: silver-at-1000
+    name: Silver at 1000
+    trigger: order_paid
+    conditions:
+      all:
+        - {fact: lifetime_spend, op: gte, value: 1000}
+        - {fact: tier_rank, op: lt, value: 1}
+    actions:
+      - {type: set_tier, tier: silver}
+"""

@@ -7,12 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from benefits import report_selectors as benefit_reports
 from core.money import money
 
+from .. import figures
 from ..periods import Period
 from ..registry import Column, Kind, Report, fixed, register
 
@@ -136,22 +136,28 @@ def _months_after(day: date, start: date) -> int:
     return (day.year - start.year) * 12 + day.month - start.month
 
 
-def _aging_row(expires_at, start: date) -> str:
-    if expires_at is None:
-        return NEVER
-    months = _months_after(timezone.localdate(expires_at), start)
-    return next(name for name, last in AGING if last is None or months <= last)
-
-
 def _points_aging(period: Period) -> Iterator[Sequence[Any]]:
-    points: dict[str, int] = {}
-    members: dict[str, set[int]] = {}
-    for member_id, expires_at, left in benefit_reports.points_outstanding(before=period.until):
-        row = _aging_row(expires_at, period.end)
-        points[row] = points.get(row, 0) + left
-        members.setdefault(row, set()).add(member_id)
+    end = period.end
+
+    def row_of(expires_on: date | None) -> str:
+        if expires_on is None:
+            return NEVER
+        months = _months_after(expires_on, end)
+        return next(name for name, last in AGING if last is None or months <= last)
+
+    first = Period(end, end, "month")
+    bounds, bound = [], end.replace(day=1)
+    for name, last in AGING:
+        if last is None:
+            bounds.append((name, None))
+            continue
+        while _months_after(bound, end) <= last:
+            bound = first.next_bucket(bound)
+        bounds.append((name, bound))
+    found = figures.points_by_expiry(end, bounds, row_of)
     for row in AGING_ROWS:
-        yield [row, points.get(row, 0), _value(points.get(row, 0)), len(members.get(row, ()))]
+        points, members = found.get(row, (0, 0))
+        yield [row, points, _value(points), members]
 
 
 register(

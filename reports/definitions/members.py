@@ -5,21 +5,19 @@ from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from core.days import start_of_day
 from members import selectors as member_selectors
-from orders import selectors as order_selectors
 
+from .. import figures
 from ..periods import Period
 from ..registry import Column, Kind, Report, fixed, rate, register
+from ..rollup import COHORT_MONTHS
 
 
 def _member_growth(period: Period) -> Iterator[Sequence[Any]]:
     joined = member_selectors.members_joined_by_bucket(
         since=period.since, until=period.until, interval=period.interval
     )
-    buyers = order_selectors.order_buyers_by_bucket(
-        since=period.since, until=period.until, interval=period.interval
-    )
+    buyers = figures.buyers_by_bucket(period)
     total = member_selectors.members_joined_before(moment=period.since)
     for bucket in period.buckets():
         total += joined.get(bucket, 0)
@@ -46,9 +44,7 @@ register(
 
 
 def _repurchase(period: Period) -> Iterator[Sequence[Any]]:
-    buyers = order_selectors.order_buyers_by_bucket(
-        since=period.since, until=period.until, interval=period.interval
-    )
+    buyers = figures.buyers_by_bucket(period)
     for bucket in period.buckets():
         count, repeat = buyers.get(bucket, (0, 0))
         yield [bucket, count, repeat, rate(repeat, count)]
@@ -74,30 +70,13 @@ register(
 )
 
 
-COHORT_MONTHS = 12
-
-
-def _months_between(first, later) -> int:
-    return (later.year - first.year) * 12 + later.month - first.month
-
-
 def _cohorts(period: Period) -> Iterator[Sequence[Any]]:
     # Whole months: a cohort is every member whose first order falls in its month.
     whole = Period(period.start.replace(day=1), period.end, "month")
-    cohort_months = whole.buckets()
-    until = start_of_day(whole.next_bucket(cohort_months[-1]))
-    months = order_selectors.cohort_order_months(since=whole.since, until=until)
-    cohorts: dict = {}
-    for member_months in months.values():
-        first = min(member_months)
-        counts = cohorts.setdefault(first, [0] * COHORT_MONTHS)
-        for month in member_months:
-            offset = _months_between(first, month)
-            if offset < COHORT_MONTHS:
-                counts[offset] += 1
-    for month in cohort_months:
-        counts = cohorts.get(month, [0] * COHORT_MONTHS)
-        yield [month, counts[0], *(rate(count, counts[0]) for count in counts)]
+    counts = figures.cohort_figures(whole)
+    for month in whole.buckets():
+        size = counts[month, 0]
+        yield [month, size, *(rate(counts[month, n], size) for n in range(COHORT_MONTHS))]
 
 
 register(

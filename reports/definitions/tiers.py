@@ -8,9 +8,9 @@ from django.utils.translation import gettext_lazy as _
 
 from core.money import money
 from members import selectors as member_selectors
-from orders import selectors as order_selectors
 from rules.selectors.reports import tier_moves_by_bucket
 
+from .. import figures
 from ..periods import Period
 from ..registry import Column, Kind, Report, fixed, register
 
@@ -22,10 +22,7 @@ def _distribution_columns() -> Sequence[Column]:
 
 def _distribution(period: Period) -> Iterator[Sequence[Any]]:
     tiers = member_selectors.tiers_ranked()
-    counts = member_selectors.tier_counts_at(moment=period.since)
-    deltas = member_selectors.tier_count_deltas(
-        since=period.since, until=period.until, interval=period.interval
-    )
+    counts, deltas = figures.tier_counts(period)
     for bucket in period.buckets():
         counts.update(deltas.get(bucket, {}))
         yield [bucket, *(counts.get(tier.pk, 0) for tier in tiers)]
@@ -91,12 +88,10 @@ register(
 
 def _spend(period: Period) -> Iterator[Sequence[Any]]:
     tiers = member_selectors.tiers_ranked()
-    figures = order_selectors.spend_by_tier(
-        since=period.since, until=period.until, interval=period.interval
-    )
+    spend_figures = figures.spend_by_tier(period)
     for bucket in period.buckets():
         for tier in tiers:
-            found = figures.get((bucket, tier.pk))
+            found = spend_figures.get((bucket, tier.pk))
             if found is None:
                 continue
             orders, spend = found["orders"], found["spend"]

@@ -181,6 +181,7 @@ def test_every_linked_count_lists_as_many_rows(admin_client, api):
     ]
     assert {name for name, _ in linked} >= {
         "member-growth",
+        "tier-movements",
         "coupons",
         "points",
         "messages",

@@ -13,24 +13,10 @@ from members.models import Member, Tier
 from members.services import member_set_tier_by_hand
 from rules.programme.load import programme_load
 from rules.services.daily import clock_triggers_run
+from tests.helpers import TIER_REPORTS_PROGRAMME
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-PROGRAMME = """
-tiers:
-  - {code: regular, name: Regular, rank: 0}
-  - {code: silver, name: Silver, rank: 1, validity: days, validity_days: 30, keep_threshold: 1000}
-  - {code: gold, name: Gold, rank: 2}
-rules:
-  - code: silver-at-1000
-    name: Silver at 1000
-    trigger: order_paid
-    conditions:
-      all:
-        - {fact: lifetime_spend, op: gte, value: 1000}
-        - {fact: tier_rank, op: lt, value: 1}
-    actions:
-      - {type: set_tier, tier: silver}
-"""
+PROGRAMME = TIER_REPORTS_PROGRAMME
 
 
 def _at(text: str) -> str:
