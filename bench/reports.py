@@ -193,9 +193,9 @@ def _seconds(value: float | None) -> str:
 RECENT, BACKDATED = 1_000, 10  # orders recorded after the roll-up: today's, and back-dated
 
 
-def _orders_since_rollup(members: int) -> None:
-    """Orders recorded now, after the roll-up: RECENT placed in the last hour, BACKDATED
-    on days spread over the year (each a bucket the reports must count raw)."""
+def _orders_since_rollup(members: int, count: int, *, back_dated: bool) -> None:
+    """`count` orders recorded now, after the roll-up: placed in the last hour, or on days
+    spread over the year (each a bucket the reports must then count raw)."""
     from django.utils import timezone
 
     from members.models import Member
@@ -205,9 +205,15 @@ def _orders_since_rollup(members: int) -> None:
 
     rng, now = random.Random(time.time()), timezone.now()
     first = Member.objects.order_by("pk").values_list("pk", flat=True).first()
-    tag = int(time.time())
-    placed = [now - timedelta(minutes=rng.randint(1, 60)) for _ in range(RECENT)] + [
-        now - timedelta(days=rng.randint(1, 364)) for _ in range(BACKDATED)
+    tag = f"{int(time.time())}-{int(back_dated)}"
+    placed = [
+        now
+        - (
+            timedelta(days=rng.randint(1, 364))
+            if back_dated
+            else timedelta(minutes=rng.randint(1, 60))
+        )
+        for _ in range(count)
     ]
     fill.copy_into(
         Order,
@@ -215,6 +221,12 @@ def _orders_since_rollup(members: int) -> None:
         ((f"RL-{tag}-{n}", first + rng.randrange(members), "88.00", "CNY", at.isoformat(),
           "bench") for n, at in enumerate(placed)),
     )  # fmt: skip
+
+
+def _by_day(reports, period) -> dict[str, float | None]:
+    from reports.tables import report_table
+
+    return {name: timed(lambda r=report: report_table(r, period)) for name, report in reports}
 
 
 def _rollup(rebuild: bool) -> float:
@@ -250,12 +262,15 @@ def run(members: int, orders: int, intervals: list[str], dashboard_too: bool) ->
             )
             figures[name][interval] = seconds
             say(f"  {name}, a year by {interval}: {_seconds(seconds)} s")
-    say(f"Recording {RECENT + BACKDATED:,} orders after the roll-up…")
-    _orders_since_rollup(members)
-    live: dict[str, float | None] = {}
-    for name, report in REPORTS.items():
-        live[name] = timed(lambda r=report: report_table(r, Period(year_ago, today, "day")))
-        say(f"  {name}, a year by day, orders recorded since: {_seconds(live[name])} s")
+    year_by_day = Period(year_ago, today, "day")
+    say(f"Recording {RECENT:,} orders placed in the last hour, after the roll-up…")
+    _orders_since_rollup(members, RECENT, back_dated=False)
+    live = _by_day(REPORTS.items(), year_by_day)
+    say("  " + ", ".join(f"{name} {_seconds(s)} s" for name, s in live.items()))
+    say(f"Recording {BACKDATED:,} more, back-dated to days spread over the year…")
+    _orders_since_rollup(members, BACKDATED, back_dated=True)
+    back_dated = _by_day(REPORTS.items(), year_by_day)
+    say("  " + ", ".join(f"{name} {_seconds(s)} s" for name, s in back_dated.items()))
     catch_up = _rollup(rebuild=False)
     say(f"  The roll-up catching up with them: {catch_up:.1f} s.")
     result = {
@@ -267,6 +282,7 @@ def run(members: int, orders: int, intervals: list[str], dashboard_too: bool) ->
         "rollup_rebuild": rebuild,
         "since_rollup": RECENT + BACKDATED,
         "reports_live": live,
+        "reports_back_dated": back_dated,
         "rollup_catch_up": catch_up,
         "dashboard": None,
         "dashboard_measured": dashboard_too,
@@ -298,21 +314,24 @@ def table(result: dict) -> str:
         "",
         "| report | "
         + " | ".join(f"by {i}" for i in result["intervals"])
-        + f" | by day, {result['since_rollup']:,} orders since the roll-up | target | met |",
-        "| --- " * (len(result["intervals"]) + 4) + "|",
+        + f" | by day, {RECENT:,} orders since the roll-up | by day, {BACKDATED} more back-dated"
+        " | target | met |",
+        "| --- " * (len(result["intervals"]) + 5) + "|",
     ]
     for name, by in result["reports"].items():
         day, live = by.get("day"), result["reports_live"][name]
         fast = all(s is not None and s < result["target_day"] for s in (day, live))
         met = "yes" if fast else "NO"
         cells = " | ".join(_seconds(by[i]) for i in result["intervals"])
+        back = _seconds(result["reports_back_dated"][name])
         lines.append(
-            f"| {name} | {cells} | {_seconds(live)} | < {result['target_day']:g} by day | {met} |"
+            f"| {name} | {cells} | {_seconds(live)} | {back} "
+            f"| < {result['target_day']:g} by day | {met} |"
         )
     if result["dashboard_measured"]:
         dashboard = result["dashboard"]
         met = "yes" if dashboard is not None and dashboard < result["target_dashboard"] else "NO"
-        blank = " |" * len(result["intervals"])
+        blank = " |" * (len(result["intervals"]) + 1)
         lines.append(
             f"| dashboard, first screen | {_seconds(dashboard)}{blank} "
             f"| < {result['target_dashboard']:g} | {met} |"

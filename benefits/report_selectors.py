@@ -209,5 +209,5 @@ def points_lots_left(
 
 def points_member_ids_recorded_since(moment: datetime) -> set[int]:
     """Members with ledger entries recorded at or after `moment`."""
-    entries = PointsEntry.objects.filter(recorded_at__gte=moment)
+    entries = PointsEntry.objects.filter(recorded_at__gte=moment).order_by()
     return set(entries.values_list("member_id", flat=True).distinct())

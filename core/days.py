@@ -20,7 +20,7 @@ def next_midnight(moment: datetime) -> datetime:
     return start_of_day(local.date() + timedelta(days=1))
 
 
-def business_bucket(field: str, interval: str) -> Expression:
+def business_bucket(field: str | Expression, interval: str) -> Expression:
     """The business date that starts `field`'s bucket of a day, an ISO week (Monday) or a
     month, in TIME_ZONE: for grouping by period in the database."""
     return Trunc(field, interval, output_field=DateField(), tzinfo=timezone.get_current_timezone())

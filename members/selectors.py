@@ -1,8 +1,10 @@
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
 from django.db import models
 from django.db.models import Case, Count, Exists, F, Min, OuterRef, Q, Subquery, When
+from django.db.models.functions import Greatest
 
 from core.days import business_bucket
 from core.models import newest
@@ -136,6 +138,12 @@ def tier_counts_at(*, moment: datetime) -> Counter:
     return Counter(dict(rows))
 
 
+# A tier change counts in the members on each tier from when it took effect, but never
+# before the member joined (an order back-dated before joining moves them at joining):
+# so the counts at any moment (tier_counts_at) are the sum of every earlier delta.
+_COUNTED_FROM = Greatest("created_at", "member__joined_at")
+
+
 def tier_count_deltas(*, since: datetime, until: datetime, interval: str) -> dict[date, Counter]:
     """How the members on each tier (by id) changed in each bucket of [since, until):
     members joining on the tier they joined with, and each tier change moving one member
@@ -151,9 +159,10 @@ def tier_count_deltas(*, since: datetime, until: datetime, interval: str) -> dic
     for bucket, tier_id, members in joins:
         deltas[bucket][tier_id] += members
     moves = (
-        TierChange.objects.filter(created_at__gte=since, created_at__lt=until)
+        TierChange.objects.annotate(counted=_COUNTED_FROM)
+        .filter(counted__gte=since, counted__lt=until)
         .exclude(from_tier=F("to_tier"))
-        .values("from_tier_id", "to_tier_id", bucket=business_bucket("created_at", interval))
+        .values("from_tier_id", "to_tier_id", bucket=business_bucket("counted", interval))
         .annotate(members=Count("pk"))
         .values_list("bucket", "from_tier_id", "to_tier_id", "members")
     )
@@ -182,23 +191,46 @@ def member_count() -> int:
 
 def member_join_days_recorded_since(moment: datetime) -> set[date]:
     """The business days on which the members created at or after `moment` joined."""
-    members = Member.objects.filter(created_at__gte=moment)
+    members = Member.objects.filter(created_at__gte=moment).order_by()
     return set(members.values_list(business_bucket("joined_at", "day"), flat=True).distinct())
 
 
-def tier_changes_recorded_since(moment: datetime) -> dict[int, datetime]:
+def member_join_days(member_ids: Iterable[int]) -> set[date]:
+    members = Member.objects.filter(pk__in=member_ids).order_by()
+    return set(members.values_list(business_bucket("joined_at", "day"), flat=True).distinct())
+
+
+def tier_changes_recorded_since(moment: datetime) -> dict[int, datetime | None]:
     """Members with tier changes recorded at or after `moment`, each with the earliest
-    moment such a change took effect."""
-    changes = TierChange.objects.filter(recorded_at__gte=moment)
-    rows = changes.values("member_id").annotate(first=Min("created_at")).order_by()
-    return {row["member_id"]: row["first"] for row in rows}
+    moment such a change took effect; None where that is the member's first change of
+    all, whose from tier is then the tier they held at joining and at every earlier
+    order (tier_held)."""
+    recent = (
+        TierChange.objects.filter(recorded_at__gte=moment)
+        .values("member_id")
+        .annotate(first=Min("created_at"))
+        .order_by()
+    )
+    firsts = {row["member_id"]: row["first"] for row in recent}
+    earliest = dict(
+        TierChange.objects.filter(member_id__in=firsts)
+        .values("member_id")
+        .annotate(first=Min("created_at"))
+        .order_by()
+        .values_list("member_id", "first")
+    )
+    return {
+        member_id: None if earliest[member_id] >= first else first
+        for member_id, first in firsts.items()
+    }
 
 
 def tier_change_days_recorded_since(moment: datetime) -> set[date]:
-    """The business days on which the tier changes recorded at or after `moment` took
-    effect."""
-    changes = TierChange.objects.filter(recorded_at__gte=moment)
-    return set(changes.values_list(business_bucket("created_at", "day"), flat=True).distinct())
+    """The business days on which the tier changes recorded at or after `moment` count in
+    the members on each tier (tier_count_deltas: never before the member joined)."""
+    changes = TierChange.objects.filter(recorded_at__gte=moment).order_by()
+    days = changes.values_list(business_bucket(_COUNTED_FROM, "day"), flat=True).distinct()
+    return set(days)
 
 
 def member_first_joined() -> datetime | None:

@@ -224,6 +224,8 @@ class MembersExportAdmin(ReadOnlyAdmin):
         job = self.get_queryset(request).filter(pk=pk).first()
         if job is None or not self.has_view_permission(request, job):
             raise Http404
+        if job.show_pii and not sees_pii(request):
+            raise PermissionDenied  # no longer allowed to see what the file shows
         path_ = export_path(job)
         if path_ is None or not path_.exists():
             raise Http404

@@ -74,7 +74,7 @@ def _write(job: MembersExport) -> str:
     )
     folder = Path(settings.TIERFLOW_EXPORTS_DIR)
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"members-{job.pk}-{timezone.localtime():%Y%m%d-%H%M}.{job.file_format}"
+    name = f"members-{job.pk}.{job.file_format}"  # one per job, however often it runs
     # Written under a temporary name, then renamed: a download never finds half a file.
     handle, partial = tempfile.mkstemp(dir=folder, suffix=".partial")
     try:
@@ -105,12 +105,20 @@ def members_exports_resume() -> int:
 
 
 def members_exports_expire() -> int:
-    """Delete the files kept longer than TIERFLOW_EXPORT_KEEP_HOURS; returns how many."""
-    cutoff = timezone.now() - timedelta(hours=settings.TIERFLOW_EXPORT_KEEP_HOURS)
+    """Delete the files kept longer than TIERFLOW_EXPORT_KEEP_HOURS, and any other file in
+    the folder as old (what a killed run left half written); returns how many."""
+    hours = settings.TIERFLOW_EXPORT_KEEP_HOURS
+    cutoff = timezone.now() - timedelta(hours=hours)
     expired = 0
     for job in MembersExport.objects.filter(finished_at__lt=cutoff).exclude(filename=""):
         with transaction.atomic():
             if MembersExport.objects.filter(pk=job.pk, filename=job.filename).update(filename=""):
                 export_path(job).unlink(missing_ok=True)
                 expired += 1
+    folder = Path(settings.TIERFLOW_EXPORTS_DIR)
+    kept = set(MembersExport.objects.exclude(filename="").values_list("filename", flat=True))
+    for stray in folder.glob("*") if folder.is_dir() else ():
+        if stray.name not in kept and stray.stat().st_mtime < cutoff.timestamp():
+            stray.unlink(missing_ok=True)
+            expired += 1
     return expired

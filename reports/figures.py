@@ -14,7 +14,7 @@ from django.utils import timezone
 from benefits import report_selectors as benefit_selectors
 from core.days import start_of_day
 from members import selectors as member_selectors
-from orders import selectors as order_selectors
+from orders import report_selectors as order_selectors
 
 from .models import BuyerFigure, CohortFigure, PointsLotLeft, TierDelta, TierSpendFigure
 from .periods import Interval, Period
@@ -152,17 +152,27 @@ def cohort_figures(period: Period) -> Counter:
         after = start_of_day(period.next_bucket(months[-1]))
         found = order_selectors.cohort_order_months(since=start_of_day(months[0]), until=after)
         return cohort_counts(found.values())
+    counts = _cohorts_kept(months, mark)
+    if counts is None:  # a roll-up finished meanwhile: read again as it left them
+        return cohort_figures(period)
+    # The members who ordered since the roll-up: what they count for now, not then.
+    changed = order_selectors.order_months_of_members(member_ids=members)
+    counts.update(cohort_counts(member.keys() for member in changed.values()))
+    counts.subtract(cohort_counts_as_of(changed, mark))
+    return counts
+
+
+def _cohorts_kept(months: list[date], mark) -> Counter | None:
+    """The kept cohort counts, if they are still those of `mark`: they are adjusted by
+    each member's change since, which a roll-up finishing in between would count twice."""
     counts = Counter(
         {
             (row.cohort, row.offset): row.members
             for row in CohortFigure.objects.filter(cohort__in=months)
         }
     )
-    # The members who ordered since the roll-up: what they count for now, not then.
-    changed = order_selectors.order_months_of_members(member_ids=members)
-    counts.update(cohort_counts(member.keys() for member in changed.values()))
-    counts.subtract(cohort_counts_as_of(changed, mark))
-    return counts
+    # Read after the counts: a roll-up commits its counts and its mark together.
+    return counts if rollup_mark() == mark else None
 
 
 def points_by_expiry(

@@ -14,13 +14,12 @@ from datetime import date, datetime, timedelta
 from functools import cached_property
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from benefits import report_selectors as benefit_selectors
-from core.days import start_of_day
 from members import selectors as member_selectors
-from orders import selectors as order_selectors
+from orders import report_selectors as order_selectors
 
 from .models import (
     BuyerFigure,
@@ -58,21 +57,31 @@ class Changes:
         return order_selectors.order_days_recorded_since(self.since)
 
     @cached_property
+    def tier_changes(self) -> dict[int, datetime | None]:
+        return member_selectors.tier_changes_recorded_since(self.since)
+
+    @cached_property
     def spend_days(self) -> set[date] | None:
-        """Days of orders and refunds recorded since, and of the orders placed after a
-        tier change recorded since (their tier at the time changed); None: too many to
-        list, recount them all."""
-        changes = member_selectors.tier_changes_recorded_since(self.since)
-        if len(changes) > CHANGED_MEMBERS_LIMIT:
+        """Days of orders and refunds recorded since, and of the orders a tier change
+        recorded since changed the tier held at (those placed after it; all the member's
+        for their first change); None: too many to list, recount them all."""
+        if len(self.tier_changes) > CHANGED_MEMBERS_LIMIT:
             return None
         refunds = order_selectors.refund_days_recorded_since(self.since)
-        return self.order_days | refunds | order_selectors.order_days_held_since(changes)
+        held = order_selectors.order_days_held_since(self.tier_changes)
+        return self.order_days | refunds | held
 
     @cached_property
     def tier_days(self) -> set[date]:
-        """Days members joined on, and days of tier changes, recorded since."""
-        changes = member_selectors.tier_change_days_recorded_since(self.since)
-        return member_selectors.member_join_days_recorded_since(self.since) | changes
+        """Days members joined on and days tier changes count on, recorded since; and the
+        joining day of a member whose first change is among them (it names the tier they
+        joined on)."""
+        firsts = [member for member, moment in self.tier_changes.items() if moment is None]
+        return (
+            member_selectors.member_join_days_recorded_since(self.since)
+            | member_selectors.tier_change_days_recorded_since(self.since)
+            | member_selectors.member_join_days(firsts)
+        )
 
     @cached_property
     def order_members(self) -> set[int]:
@@ -158,22 +167,12 @@ def cohort_counts_as_of(months: dict[int, dict[date, datetime]], moment: datetim
 
 
 def cohort_rows(*, recorded_before: datetime) -> Iterator[CohortFigure]:
-    """Every cohort, from the orders recorded before `recorded_before`, a quarter of
-    cohorts at a time (so memory holds a quarter's members, not all of them)."""
-    first = order_selectors.order_first_placed()
-    if first is None:
-        return
-    start = timezone.localdate(first).replace(day=1)
-    today = timezone.localdate()
-    while start <= today:
-        quarter = Period(start, start + timedelta(days=85), Interval.MONTH)
-        end = quarter.next_bucket(quarter.buckets()[-1])
-        months = order_selectors.cohort_order_months(
-            since=quarter.since, until=start_of_day(end), recorded_before=recorded_before
-        )
-        for (cohort, offset), members in sorted(cohort_counts(months.values()).items()):
-            yield CohortFigure(cohort=cohort, offset=offset, members=members)
-        start = end
+    """Every cohort, from the orders recorded before `recorded_before`."""
+    counts = cohort_counts(
+        order_selectors.order_months_each_member(recorded_before=recorded_before)
+    )
+    for (cohort, offset), members in sorted(counts.items()):
+        yield CohortFigure(cohort=cohort, offset=offset, members=members)
 
 
 def lot_rows(member_ids: Iterable[int] | None = None) -> Iterator[PointsLotLeft]:
@@ -297,15 +296,18 @@ def reports_rollup(
     *, rebuild: bool = False, lag: timedelta | None = None, say: Say = _quiet
 ) -> RollupMark:
     """Bring the figures up to what was recorded until `lag` ago (default
-    TIERFLOW_REPORTS_ROLLUP_LAG_SECONDS), or recount them all (`rebuild`, and the first
-    run). One run at a time: a second waits for the first, then has little left to do."""
+    TIERFLOW_REPORTS_ROLLUP_LAG_SECONDS; on PostgreSQL never after the start of a
+    transaction still open), or recount them all (`rebuild`, and the first run). One run
+    at a time: a second waits for the first, then has little left to do."""
     if lag is None:
         lag = timedelta(seconds=settings.TIERFLOW_REPORTS_ROLLUP_LAG_SECONDS)
     started = time.perf_counter()
     with transaction.atomic():
         RollupMark.objects.get_or_create(pk=1)
         mark = RollupMark.objects.select_for_update().get(pk=1)
-        recorded_before = timezone.now() - lag
+        recorded_before = min(
+            filter(None, [timezone.now() - lag, _oldest_open_transaction()]),
+        )
         if rebuild or mark.recorded_before is None:
             _rebuild(recorded_before, say)
         elif recorded_before > mark.recorded_before:
@@ -317,6 +319,20 @@ def reports_rollup(
         mark.seconds = time.perf_counter() - started
         mark.save()
     return mark
+
+
+def _oldest_open_transaction() -> datetime | None:
+    """When the oldest transaction of another session began (PostgreSQL): rows it writes
+    are stamped after that, but are seen only once it commits, so the mark stays before
+    it however long it runs."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
 
 
 def rollup_mark() -> datetime | None:

@@ -34,7 +34,8 @@ register(
         title=_("Tier distribution"),
         definition=_(
             "Members on each tier at the end of the bucket's last day, from the tier "
-            "history (not today's tiers); a member counts from the day they joined."
+            "history (not today's tiers); a member counts from the day they joined, and a "
+            "tier change dated before that (an order back-dated before joining) from then."
         ),
         columns=_distribution_columns,
         rows=_distribution,

@@ -192,6 +192,11 @@ def test_a_file_kept_past_its_hours_is_deleted(admin_client, members, export, ex
         assert sweep_members_exports() == 1
 
     assert list(exports_dir.iterdir()) == []
+    half_written = exports_dir / "tmp123.partial"  # left by a run killed while writing
+    half_written.write_text("M-1")
+    with time_machine.travel(timezone.now() + timedelta(hours=25)):
+        assert sweep_members_exports() == 1
+    assert not half_written.exists()
     job.refresh_from_db()
     assert job.filename == ""
     page = admin_client.get(reverse("admin:reports_membersexport_change", args=[job.pk]))
@@ -201,3 +206,19 @@ def test_a_file_kept_past_its_hours_is_deleted(admin_client, members, export, ex
 def test_an_unknown_format_is_a_400(admin_client, members):
     assert admin_client.get(EXPORT, {"format": "pdf"}).status_code == 400
     assert not MembersExport.objects.exists()
+
+
+def test_who_lost_the_personal_data_permission_cannot_download_it_in_clear(members, export):
+    user = get_user_model().objects.create_user("lead", is_staff=True)
+    user.groups.add(Group.objects.get(name="Analysts"))
+    user.user_permissions.add(Permission.objects.get(codename="view_member_pii"))
+    client = Client()
+    client.force_login(user)
+    assert _lines(export(client, {"format": "csv"}))[1].split(",")[1] == "王小明"
+
+    user.user_permissions.clear()
+    job = MembersExport.objects.get()
+    client = Client()
+    client.force_login(get_user_model().objects.get(pk=user.pk))
+    download = reverse("admin:reports_membersexport_download", args=[job.pk])
+    assert client.get(download).status_code == 403

@@ -39,6 +39,7 @@ PERIODS = [
     Period(date(2026, 1, 1), date(2026, 12, 31), "month"),
     Period(date(2026, 3, 4), date(2026, 4, 15), "week"),  # partial buckets at both ends
     Period(date(2026, 3, 12), date(2026, 5, 20), "month"),
+    Period(date(2026, 4, 1), date(2026, 12, 31), "month"),  # starts after E's move, before E joined
 ]
 NOW = lambda: timedelta(0)  # noqa: E731 - the roll-up's lag: nothing is being written
 
@@ -117,12 +118,17 @@ def history(api):
 def _more(api) -> None:
     """Recorded now, after the roll-up, and mostly dated back in March and April: a new
     member and their orders (a new first order moves B's cohort too), a partial refund, a
-    move by hand, points earned two days ago and spent."""
+    move by hand, points earned two days ago and spent; a new member's order placed before
+    they joined (moving them up before joining)."""
     _member(api, "D", "2026-03-04T09:00:00")
     _order(api, "D1", "D", "1500.00", "2026-03-08T11:00:00")
     _order(api, "D2", "D", "40.00", "2026-04-02T11:00:00")
     _order(api, "B0", "B", "70.00", "2026-03-03T11:00:00")
     _order(api, "C1", "C", "90.00", "2026-03-08T15:00:00")
+    # A member the ERP first names with an order back-dated before their joining (today):
+    # moved up as of the order, counted on the tier from their joining.
+    _order(api, "E1", "E", "1200.00", "2026-03-15T10:00:00")
+    _order(api, "C2", "C", "1000.00", "2026-03-09T10:00:00")
     recent = timezone.localtime() - timedelta(days=2)
     _order(api, "D3", "D", "900.00", recent.replace(tzinfo=None).isoformat(timespec="seconds"))
     _refund(api, "A2", "R2", "100.00", "2026-04-03T10:00:00")
@@ -146,6 +152,8 @@ def test_every_report_reads_the_same_from_the_rollup_as_from_the_rows(history, m
     assert _tables() == raw
 
     _more(history)
+    late = Member.objects.get(external_id="E")
+    assert late.tier_changes.filter(created_at__lt=late.joined_at).exists()
     changed = _raw_tables(monkeypatch)
     assert changed != raw
     assert _tables() == changed  # the roll-up's figures, and the rows for what changed
