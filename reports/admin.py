@@ -34,7 +34,7 @@ from .models import Dashboard, MembersExport
 from .periods import Interval, Period, period_parse
 from .registry import REPORTS, ReportNotFound, report_get
 from .rollup import rollup_mark
-from .tables import headline, json_rows, report_filename, report_table
+from .tables import HEADLINE_REPORTS, headline, json_rows, report_filename, report_table
 
 PERMISSION = "reports.view_reports"
 
@@ -75,6 +75,7 @@ class DashboardAdmin(admin.ModelAdmin):
         return [
             path("", view(self.dashboard_view), name="reports_dashboard_changelist"),
             path("<str:name>/download/", view(self.download_view), name="reports_download"),
+            path("<str:name>/section/", view(self.section_view), name="reports_section"),
             path("members/export/", view(self.members_export_view), name="reports_members_export"),
         ]
 
@@ -98,29 +99,26 @@ class DashboardAdmin(admin.ModelAdmin):
             return default, form
 
     def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        """The first screen: the headline figures and a place for each report, whose chart
+        and table the page then loads section by section (section_view), so the screen
+        does not wait for eleven reports one after the other."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         period, form = self._period(request)
         query = urlencode({"start": period.start, "end": period.end, "interval": period.interval})
         sections = []
-        tables = {}
         for report in REPORTS.values():
-            columns, rows = tables[report.name] = report_table(report, period)
-            names = [column.name for column in columns]
             download = reverse("admin:reports_download", args=[report.name])
-            values = json_rows(columns, rows)
+            section = reverse("admin:reports_section", args=[report.name])
             sections.append(
                 {
                     "report": report,
-                    "columns": names,
-                    "rows": count_links(report.name, names, values, period),
-                    "chart": chart_data(report.name, (names, values)),
-                    "chart_id": f"chart-{report.name}",
-                    "matrix": _matrix(names, values) if report.name == "tier-movements" else None,
+                    "url": f"{section}?{query}",
                     "csv": f"{download}?{query}&format=csv",
                     "xlsx": f"{download}?{query}&format=xlsx",
                 }
             )
+        tables = {name: report_table(report_get(name), period) for name in HEADLINE_REPORTS}
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -132,6 +130,29 @@ class DashboardAdmin(admin.ModelAdmin):
             "rolled_up": rollup_mark(),
         }
         return TemplateResponse(request, "admin/reports/dashboard.html", context)
+
+    def section_view(self, request: HttpRequest, name: str) -> HttpResponse:
+        """One report's chart, from → to matrix and table for the dashboard's period: the
+        part of the page the dashboard loads for it."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            report = report_get(name)
+        except ReportNotFound:
+            raise Http404(name) from None
+        period, _form = self._period(request)
+        columns, rows = report_table(report, period)
+        names = [column.name for column in columns]
+        values = json_rows(columns, rows)
+        section = {
+            "report": report,
+            "columns": names,
+            "rows": count_links(report.name, names, values, period),
+            "chart": chart_data(report.name, (names, values)),
+            "chart_id": f"chart-{report.name}",
+            "matrix": _matrix(names, values) if report.name == "tier-movements" else None,
+        }
+        return TemplateResponse(request, "admin/reports/section.html", {"section": section})
 
     def download_view(self, request: HttpRequest, name: str):
         if not self.has_view_permission(request):

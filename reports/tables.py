@@ -49,6 +49,8 @@ HEADLINE = [
     (_("Points outstanding"), "points", "closing", _("all balances at the period's end")),
 ]
 
+HEADLINE_REPORTS = sorted({name for _label, name, _column, _definition in HEADLINE})
+
 
 def headline(tables: dict[str, tuple[Sequence[Column], list[list[Any]]]]) -> list[tuple]:
     """(label, figure, how it is defined) of each headline figure the tables hold, from

@@ -64,6 +64,13 @@ def test_every_chart_is_drawn(driver, live_server, language, title):
     WebDriverWait(driver, WAIT_SECONDS).until(
         EC.presence_of_element_located((By.CSS_SELECTOR, ".reports-headline"))
     )
+    # each report's section loads after the first screen
+    WebDriverWait(driver, WAIT_SECONDS).until(
+        lambda d: all(
+            body.get_attribute("data-loaded") == "true"
+            for body in d.find_elements(By.CSS_SELECTOR, ".section-body")
+        )
+    )
     charts = driver.find_elements(By.CSS_SELECTOR, ".chart[data-figure]")
     WebDriverWait(driver, WAIT_SECONDS).until(
         lambda d: all(c.get_attribute("data-drawn") == "true" for c in charts)

@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
 from members.models import Member
 from reports.registry import REPORTS
@@ -40,12 +41,15 @@ def test_the_dashboard_shows_every_report_with_its_chart_data(admin_client, memb
     assert response.status_code == 200
     sections = {s["report"].name: s for s in response.context["sections"]}
     assert set(sections) == set(REPORTS)
-    growth = sections["member-growth"]
+    page = response.content.decode()
+    assert "reports/plotly.min.js" in page
+    # the page loads each report's section from its own address, for the same period
+    assert f'data-src="{escape(sections["member-growth"]["url"])}"' in page
+    fragment = admin_client.get(sections["member-growth"]["url"])
+    growth = fragment.context["section"]
     assert [cell["value"] for cell in growth["rows"][0]] == ["2026-03-30", 2, 0, 2]
     assert growth["chart"]["data"][0]["name"] == "new_members"
-    page = response.content.decode()
-    assert f'id="{growth["chart_id"]}"' in page  # the figure the script draws
-    assert "reports/plotly.min.js" in page
+    assert f'id="{growth["chart_id"]}"' in fragment.content.decode()  # what the script draws
     # a count leads to the members behind it, within the period
     assert growth["rows"][0][1]["url"] == (
         "/admin/members/member/?joined_at__gte=2026-04-01T00%3A00%3A00%2B08%3A00"
@@ -119,13 +123,21 @@ def test_the_dashboard_figures_are_json(admin_client, members):
     response = admin_client.get(
         DASHBOARD, {"start": "2026-04-01", "end": "2026-04-03", "interval": "day"}
     )
-    section = next(s for s in response.context["sections"] if s["report"].name == "member-growth")
+    shell = next(s for s in response.context["sections"] if s["report"].name == "member-growth")
+    section = admin_client.get(shell["url"]).context["section"]
 
     assert json.loads(json.dumps(section["chart"]))["layout"]["height"] == 320
 
 
 def test_an_unknown_reports_download_is_404(admin_client, db):
     assert admin_client.get("/admin/reports/dashboard/nope/download/").status_code == 404
+    assert admin_client.get("/admin/reports/dashboard/nope/section/").status_code == 404
+
+
+def test_a_section_needs_the_permission(client, django_user_model, db):
+    user = django_user_model.objects.create_user("clerk", password="x", is_staff=True)
+    client.force_login(user)
+    assert client.get("/admin/reports/dashboard/points/section/").status_code == 403
 
 
 def test_a_messages_count_leads_to_its_channel_and_status(admin_client, db):
@@ -174,7 +186,8 @@ def test_every_linked_count_lists_as_many_rows(admin_client, api):
     # points of those entries)
     linked = [
         (section["report"].name, cell)
-        for section in dashboard.context["sections"]
+        for shell in dashboard.context["sections"]
+        for section in [admin_client.get(shell["url"]).context["section"]]
         for row in section["rows"]
         for cell in row
         if cell["url"]
