@@ -21,7 +21,7 @@ from core.jobs import job_finish, job_progress, job_run, jobs_resume
 from core.queue import enqueue
 from members.models import Member
 
-from .exports import csv_lines, xlsx_write
+from .exports import table_write
 from .members_export import COLUMNS, member_rows
 from .models import MembersExport
 
@@ -79,11 +79,9 @@ def _write(job: MembersExport) -> str:
     handle, partial = tempfile.mkstemp(dir=folder, suffix=".partial")
     try:
         with os.fdopen(handle, "wb") as out:
-            if job.file_format == MembersExport.Format.XLSX:
-                xlsx_write(out, sheets=[("members", COLUMNS, rows)])
-            else:
-                for line in csv_lines(COLUMNS, rows):
-                    out.write(line.encode("utf-8"))
+            table_write(
+                out, file_format=job.file_format, sheet="members", columns=COLUMNS, rows=rows
+            )
         os.replace(partial, folder / name)
     except BaseException:
         Path(partial).unlink(missing_ok=True)

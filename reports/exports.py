@@ -108,6 +108,22 @@ def _sheet_title(title: str) -> str:
     return cleaned[:31] or "Sheet"
 
 
+def table_write(
+    out: IO[bytes],
+    *,
+    file_format: str,
+    sheet: str,
+    columns: Sequence[Column],
+    rows: Iterable[Sequence[Any]],
+) -> None:
+    """The table written to a binary file as CSV (UTF-8 with BOM) or XLSX, a row at a time."""
+    if file_format == "xlsx":
+        xlsx_write(out, sheets=[(sheet, columns, rows)])
+        return
+    for line in csv_lines(columns, rows):
+        out.write(line.encode("utf-8"))
+
+
 def file_response(
     *,
     filename: str,

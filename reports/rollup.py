@@ -209,8 +209,13 @@ def history(interval: str = Interval.DAY) -> Period | None:
     return Period(start, days.next_bucket(days.bucket_of(days.end)) + timedelta(days=-1), interval)
 
 
+def _replace_all(model, rows: Iterable) -> None:
+    model.objects.all().delete()
+    _insert(model, rows)
+
+
 def _rebuild(recorded_before: datetime, say: Say) -> None:
-    for model in (BuyerFigure, TierSpendFigure, TierDelta, CohortFigure, PointsLotLeft):
+    for model in (BuyerFigure, TierSpendFigure, TierDelta):
         model.objects.all().delete()
     for interval in Interval.values:
         if (span := history(interval)) is not None:
@@ -222,9 +227,9 @@ def _rebuild(recorded_before: datetime, say: Say) -> None:
         say("Tier history…")
         _insert(TierDelta, delta_rows(span))
     say("Cohorts…")
-    _insert(CohortFigure, cohort_rows(recorded_before=recorded_before))
+    _replace_all(CohortFigure, cohort_rows(recorded_before=recorded_before))
     say("Points lots…")
-    _insert(PointsLotLeft, lot_rows())
+    _replace_all(PointsLotLeft, lot_rows())
 
 
 def _recount(model, rows_for: Callable[[Period], list], periods: list[Period], key: str) -> None:
@@ -244,7 +249,6 @@ def _catch_up(since: datetime, recorded_before: datetime, say: Say) -> None:
         _recount(BuyerFigure, buyer_rows, whole_buckets(buckets, interval), "bucket")
         if changes.spend_days is None:
             say(f"Many tier changes: spend by tier by {interval} recounted whole.")
-            TierSpendFigure.objects.filter(interval=interval).delete()
             periods = [span] if (span := history(interval)) else []
         else:
             periods = whole_buckets({bucket_of(day) for day in changes.spend_days}, interval)
@@ -252,14 +256,12 @@ def _catch_up(since: datetime, recorded_before: datetime, say: Say) -> None:
     _recount(TierDelta, delta_rows, whole_buckets(changes.tier_days, Interval.DAY), "day")
     if len(changes.order_members) > CHANGED_MEMBERS_LIMIT:
         say("Many members ordered: cohorts recounted whole.")
-        CohortFigure.objects.all().delete()
-        _insert(CohortFigure, cohort_rows(recorded_before=recorded_before))
+        _replace_all(CohortFigure, cohort_rows(recorded_before=recorded_before))
     else:
         _cohorts_catch_up(changes.order_members, since, recorded_before)
     if len(changes.points_members) > CHANGED_MEMBERS_LIMIT:
         say("Many ledger entries: points lots recounted whole.")
-        PointsLotLeft.objects.all().delete()
-        _insert(PointsLotLeft, lot_rows())
+        _replace_all(PointsLotLeft, lot_rows())
     else:
         PointsLotLeft.objects.filter(member_id__in=changes.points_members).delete()
         _insert(PointsLotLeft, lot_rows(changes.points_members))
@@ -337,5 +339,4 @@ def _oldest_open_transaction() -> datetime | None:
 
 def rollup_mark() -> datetime | None:
     """What the figures cover: rows recorded before this moment (None: never rolled up)."""
-    mark = RollupMark.objects.filter(pk=1).values_list("recorded_before", flat=True).first()
-    return mark
+    return RollupMark.objects.filter(pk=1).values_list("recorded_before", flat=True).first()

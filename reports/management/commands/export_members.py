@@ -7,7 +7,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from members.selectors import member_count
-from reports.exports import csv_lines, xlsx_write
+from reports.exports import csv_lines, table_write
 from reports.members_export import COLUMNS, member_rows
 
 
@@ -33,15 +33,11 @@ class Command(BaseCommand):
             self.stderr.write(f"\r{done:,} / {total:,} members", ending="")
 
         rows = member_rows(show_pii=show_personal_data, progress=progress)
-        if format == "csv":
-            if output:
-                with open(output, "w", encoding="utf-8", newline="") as out:
-                    out.writelines(csv_lines(COLUMNS, rows))
-            else:
-                sys.stdout.writelines(csv_lines(COLUMNS, rows))
-        else:
+        if output:
             with open(output, "wb") as out:
-                xlsx_write(out, sheets=[("members", COLUMNS, rows)])
+                table_write(out, file_format=format, sheet="members", columns=COLUMNS, rows=rows)
+        else:
+            sys.stdout.writelines(csv_lines(COLUMNS, rows))
         self.stderr.write(
             f"\n{total:,} members written to {output or 'standard output'} "
             f"in {time.monotonic() - began:.1f} s."

@@ -7,7 +7,7 @@ import time
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from reports.exports import csv_lines, xlsx_write
+from reports.exports import csv_lines, table_write
 from reports.periods import Interval, period_parse
 from reports.registry import REPORTS, ReportNotFound, report_get
 from reports.tables import report_table
@@ -38,15 +38,11 @@ class Command(BaseCommand):
         began = time.monotonic()
         self.stderr.write(f"{report.name}: {len(period.buckets())} {interval} bucket(s)…")
         columns, rows = report_table(report, period)
-        if format == "csv":
-            if output:
-                with open(output, "w", encoding="utf-8", newline="") as out:
-                    out.writelines(csv_lines(columns, rows))
-            else:
-                sys.stdout.writelines(csv_lines(columns, rows))
-        else:
+        if output:
             with open(output, "wb") as out:
-                xlsx_write(out, sheets=[(report.name, columns, rows)])
+                table_write(out, file_format=format, sheet=report.name, columns=columns, rows=rows)
+        else:
+            sys.stdout.writelines(csv_lines(columns, rows))
         where = output or "standard output"
         self.stderr.write(
             f"{len(rows)} row(s) written to {where} in {time.monotonic() - began:.1f} s."
