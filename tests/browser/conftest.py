@@ -6,6 +6,9 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
+from django.core.servers.basehttp import WSGIServer
+from django.db import connection
+from django.test.testcases import LiveServerThread
 from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
@@ -24,6 +27,27 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     f"--window-size={WIDTH},1000",
 ]
+
+
+class OneRequestAtATime(WSGIServer):
+    """The live server's own thread serves every request (it holds the shared
+    connections)."""
+
+    def __init__(self, *args, connections_override=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_request_at_a_time_on_sqlite() -> Iterator[None]:
+    """An in-memory SQLite database is one connection that the live server's threads
+    share, and two requests on it at once (the dashboard loads its sections together)
+    hang: there, serve one request at a time. Runs before the session's live server."""
+    if connection.vendor != "sqlite":
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(LiveServerThread, "server_class", OneRequestAtATime)
+        yield
 
 
 @pytest.fixture
