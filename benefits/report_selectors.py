@@ -211,3 +211,9 @@ def points_member_ids_recorded_since(moment: datetime) -> set[int]:
     """Members with ledger entries recorded at or after `moment`."""
     entries = PointsEntry.objects.filter(recorded_at__gte=moment).order_by()
     return set(entries.values_list("member_id", flat=True).distinct())
+
+
+def points_days_recorded_since(moment: datetime) -> set[date]:
+    """The business days the ledger entries recorded at or after `moment` are dated on."""
+    entries = PointsEntry.objects.filter(recorded_at__gte=moment).order_by()
+    return set(entries.values_list(business_bucket("created_at", "day"), flat=True).distinct())

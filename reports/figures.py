@@ -16,16 +16,19 @@ from core.days import start_of_day
 from members import selectors as member_selectors
 from orders import report_selectors as order_selectors
 
-from .models import BuyerFigure, CohortFigure, PointsLotLeft, TierDelta, TierSpendFigure
-from .periods import Interval, Period
-from .rollup import (
-    CHANGED_MEMBERS_LIMIT,
-    Changes,
-    cohort_counts,
-    cohort_counts_as_of,
-    rollup_mark,
-    whole_buckets,
+from . import recount
+from .models import (
+    BuyerFigure,
+    CohortFigure,
+    PointsDay,
+    PointsLotLeft,
+    RuleFigure,
+    TierDelta,
+    TierSpendFigure,
 )
+from .periods import Interval, Period
+from .recount import cohort_counts, cohort_counts_as_of, whole_buckets
+from .rollup import CHANGED_MEMBERS_LIMIT, Changes, rollup_mark
 
 # More separate stretches of days changed since the roll-up than this: count it all raw.
 LIVE_STRETCHES_LIMIT = 200
@@ -101,6 +104,63 @@ def spend_by_tier(period: Period) -> dict:
         )
 
     return _by_bucket(period, lambda changes: changes.spend_days, stored, live)
+
+
+def rule_figures(period: Period) -> dict:
+    """recount.rule_figures over the period."""
+
+    def stored(labels: list[date]) -> dict:
+        rows = RuleFigure.objects.filter(interval=period.interval, bucket__in=labels)
+        return {
+            (row.bucket, row.rule_id): (row.firings, row.members, row.coupon_value, row.points)
+            for row in rows
+        }
+
+    return _by_bucket(period, lambda changes: changes.firing_days, stored, recount.rule_figures)
+
+
+POINTS_MOVES = ("issued", "redeemed", "expired", "reversed")
+
+
+def points_movements(period: Period) -> tuple[int, dict[date, dict[str, int]]]:
+    """All members' points balances summed at the period's start, and the ledger's
+    movements in each of its buckets (benefits' points_ledger_total and
+    points_movements_by_bucket)."""
+    mark = rollup_mark()
+    if mark is not None:
+        dirty = {day for day in Changes(mark).points_days if day <= period.end}
+        stretches = whole_buckets(dirty, Interval.DAY)
+        if len(stretches) <= LIVE_STRETCHES_LIMIT:
+            return _points_movements_stored(period, dirty, stretches)
+    opening = benefit_selectors.points_ledger_total(before=period.since)
+    moves = benefit_selectors.points_movements_by_bucket(
+        since=period.since, until=period.until, interval=period.interval
+    )
+    return opening, moves
+
+
+def _points_movements_stored(
+    period: Period, dirty: set[date], stretches: list[Period]
+) -> tuple[int, dict[date, dict[str, int]]]:
+    # Days add up: the balance at the start is every earlier day's net movement.
+    clean = PointsDay.objects.exclude(day__in=dirty)
+    net = Sum("issued") - Sum("redeemed") - Sum("expired") - Sum("reversed")
+    opening = clean.filter(day__lt=period.start).aggregate(net=net)["net"] or 0
+    moves: dict[date, Counter] = defaultdict(Counter)
+    inside = clean.filter(day__gte=period.start, day__lte=period.end)
+    for row in inside.values("day", *POINTS_MOVES):
+        moves[period.bucket_of(row.pop("day"))].update(row)
+    for stretch in stretches:
+        daily = benefit_selectors.points_movements_by_bucket(
+            since=stretch.since, until=stretch.until, interval=Interval.DAY
+        )
+        for day, figures in daily.items():
+            if day < period.start:
+                opening += figures["issued"] - sum(figures[name] for name in POINTS_MOVES[1:])
+            else:
+                moves[period.bucket_of(day)].update(figures)
+    by_bucket = {bucket: {name: m[name] for name in POINTS_MOVES} for bucket, m in moves.items()}
+    return opening, by_bucket
 
 
 def tier_counts(period: Period) -> tuple[Counter, dict[date, Counter]]:

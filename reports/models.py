@@ -143,6 +143,44 @@ class PointsLotLeft(models.Model):
         return f"{self.member_id} {self.expires_on} {self.points}"
 
 
+class RuleFigure(models.Model):
+    """What a rule (an id) gave away in a bucket: its firings, the members they were for,
+    the face value of their coupons and the points they awarded."""
+
+    interval = models.CharField(max_length=5)
+    bucket = models.DateField()
+    rule_id = models.BigIntegerField()
+    firings = models.PositiveIntegerField()
+    members = models.PositiveIntegerField()
+    coupon_value = models.DecimalField(max_digits=16, decimal_places=2)
+    points = models.BigIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["interval", "bucket", "rule_id"], name="rule_figure_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.interval} {self.bucket} {self.rule_id}"
+
+
+class PointsDay(models.Model):
+    """The ledger's entries dated on a business day, all members together, as positive
+    numbers: points issued, redeemed, expired and reversed. Days add up, so the balance at
+    any midnight is the sum of every earlier day."""
+
+    day = models.DateField(unique=True)
+    issued = models.BigIntegerField()
+    redeemed = models.BigIntegerField()
+    expired = models.BigIntegerField()
+    reversed = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.day} +{self.issued} -{self.redeemed} -{self.expired} -{self.reversed}"
+
+
 class MembersExport(Job):
     """A members export asked for in the admin: a million members take minutes, longer
     than a request may, so a background task writes the file and the admin shows its

@@ -9,7 +9,7 @@ belongs. figures.py reads the figures back, and the raw rows for whatever change
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from functools import cached_property
 
@@ -20,20 +20,34 @@ from django.utils import timezone
 from benefits import report_selectors as benefit_selectors
 from members import selectors as member_selectors
 from orders import report_selectors as order_selectors
+from rules.selectors import reports as rule_selectors
 
 from .models import (
     BuyerFigure,
     CohortFigure,
+    PointsDay,
     PointsLotLeft,
     RollupMark,
+    RuleFigure,
     TierDelta,
     TierSpendFigure,
 )
 from .periods import EARLIEST, Interval, Period
+from .recount import (
+    buyer_rows,
+    cohort_counts_as_of,
+    cohort_rows,
+    delta_rows,
+    history,
+    lot_rows,
+    points_day_rows,
+    rule_rows,
+    spend_rows,
+    whole_buckets,
+)
 
 logger = logging.getLogger(__name__)
 
-COHORT_MONTHS = 12
 # More changed members than this and reading their rows one set at a time costs more than
 # recounting everything.
 CHANGED_MEMBERS_LIMIT = 20_000
@@ -91,94 +105,13 @@ class Changes:
     def points_members(self) -> set[int]:
         return benefit_selectors.points_member_ids_recorded_since(self.since)
 
+    @cached_property
+    def points_days(self) -> set[date]:
+        return benefit_selectors.points_days_recorded_since(self.since)
 
-def whole_buckets(labels: Iterable[date], interval: str) -> list[Period]:
-    """Buckets (by label) merged into periods of consecutive whole buckets."""
-    periods: list[Period] = []
-    for label in sorted(set(labels)):
-        last = Period(label, label, interval).next_bucket(label) - timedelta(days=1)
-        if periods and periods[-1].end + timedelta(days=1) == label:
-            periods[-1] = Period(periods[-1].start, last, interval)
-        else:
-            periods.append(Period(label, last, interval))
-    return periods
-
-
-# Each figure's rows for a period of whole buckets, computed from the raw rows.
-
-
-def buyer_rows(period: Period) -> list[BuyerFigure]:
-    counts = order_selectors.order_buyers_by_bucket(
-        since=period.since, until=period.until, interval=period.interval
-    )
-    return [
-        BuyerFigure(interval=period.interval, bucket=bucket, buyers=buyers, repeat_buyers=repeat)
-        for bucket, (buyers, repeat) in counts.items()
-    ]
-
-
-def spend_rows(period: Period) -> list[TierSpendFigure]:
-    figures = order_selectors.spend_by_tier(
-        since=period.since, until=period.until, interval=period.interval
-    )
-    return [
-        TierSpendFigure(interval=period.interval, bucket=bucket, tier_id=tier_id, **found)
-        for (bucket, tier_id), found in figures.items()
-    ]
-
-
-def delta_rows(period: Period) -> list[TierDelta]:
-    deltas = member_selectors.tier_count_deltas(
-        since=period.since, until=period.until, interval=Interval.DAY
-    )
-    return [
-        TierDelta(day=day, tier_id=tier_id, members=members)
-        for day, counts in deltas.items()
-        for tier_id, members in counts.items()
-        if members
-    ]
-
-
-def months_between(first: date, later: date) -> int:
-    return (later.year - first.year) * 12 + later.month - first.month
-
-
-def cohort_counts(member_months: Iterable[Iterable[date]]) -> Counter:
-    """(cohort, offset) → members, from each member's order months."""
-    counts: Counter = Counter()
-    for months in member_months:
-        months = list(months)
-        if not months:
-            continue
-        first = min(months)
-        for month in months:
-            if (offset := months_between(first, month)) < COHORT_MONTHS:
-                counts[first, offset] += 1
-    return counts
-
-
-def cohort_counts_as_of(months: dict[int, dict[date, datetime]], moment: datetime) -> Counter:
-    """cohort_counts of order_months_of_members as the orders recorded before `moment`
-    had them."""
-    return cohort_counts(
-        [month for month, recorded in member.items() if recorded < moment]
-        for member in months.values()
-    )
-
-
-def cohort_rows(*, recorded_before: datetime) -> Iterator[CohortFigure]:
-    """Every cohort, from the orders recorded before `recorded_before`."""
-    counts = cohort_counts(
-        order_selectors.order_months_each_member(recorded_before=recorded_before)
-    )
-    for (cohort, offset), members in sorted(counts.items()):
-        yield CohortFigure(cohort=cohort, offset=offset, members=members)
-
-
-def lot_rows(member_ids: Iterable[int] | None = None) -> Iterator[PointsLotLeft]:
-    for member_id, expires_at, left in benefit_selectors.points_lots_left(member_ids=member_ids):
-        expires_on = timezone.localdate(expires_at) if expires_at is not None else None
-        yield PointsLotLeft(member_id=member_id, expires_on=expires_on, points=left)
+    @cached_property
+    def firing_days(self) -> set[date]:
+        return rule_selectors.firing_days_since(self.since)
 
 
 def _insert(model, rows: Iterable) -> int:
@@ -192,30 +125,13 @@ def _insert(model, rows: Iterable) -> int:
     return count + len(batch)
 
 
-def history(interval: str = Interval.DAY) -> Period | None:
-    """Whole buckets over every day anything the figures count can fall on, from the first
-    member's joining or order to tomorrow (an order may be placed a little ahead)."""
-    first = min(
-        filter(
-            None, [order_selectors.order_first_placed(), member_selectors.member_first_joined()]
-        ),
-        default=None,
-    )
-    if first is None:
-        return None
-    tomorrow = timezone.localdate() + timedelta(days=1)
-    days = Period(max(timezone.localdate(first), EARLIEST), tomorrow, interval)
-    start = days.bucket_of(days.start)
-    return Period(start, days.next_bucket(days.bucket_of(days.end)) + timedelta(days=-1), interval)
-
-
 def _replace_all(model, rows: Iterable) -> None:
     model.objects.all().delete()
     _insert(model, rows)
 
 
 def _rebuild(recorded_before: datetime, say: Say) -> None:
-    for model in (BuyerFigure, TierSpendFigure, TierDelta):
+    for model in (BuyerFigure, TierSpendFigure, RuleFigure, TierDelta):
         model.objects.all().delete()
     for interval in Interval.values:
         if (span := history(interval)) is not None:
@@ -223,20 +139,34 @@ def _rebuild(recorded_before: datetime, say: Say) -> None:
             _insert(BuyerFigure, buyer_rows(span))
             say(f"Spend by tier by {interval}…")
             _insert(TierSpendFigure, spend_rows(span))
+            say(f"Rules by {interval}…")
+            _insert(RuleFigure, rule_rows(span))
     if (span := history()) is not None:
         say("Tier history…")
         _insert(TierDelta, delta_rows(span))
+    say("Points ledger by day…")
+    _replace_all(PointsDay, points_day_rows())
     say("Cohorts…")
     _replace_all(CohortFigure, cohort_rows(recorded_before=recorded_before))
     say("Points lots…")
     _replace_all(PointsLotLeft, lot_rows())
 
 
-def _recount(model, rows_for: Callable[[Period], list], periods: list[Period], key: str) -> None:
+# Figures kept per day (they add up over any period); the others are kept per bucket of
+# each interval.
+DAILY = (TierDelta, PointsDay)
+
+
+def _recount(model, rows_for: Callable[[Period], list], periods: list[Period]) -> None:
     for period in periods:
-        scope = {f"{key}__gte": period.start, f"{key}__lte": period.end}
-        if model is not TierDelta:
-            scope["interval"] = period.interval
+        if model in DAILY:
+            scope = {"day__gte": period.start, "day__lte": period.end}
+        else:
+            scope = {
+                "interval": period.interval,
+                "bucket__gte": period.start,
+                "bucket__lte": period.end,
+            }
         model.objects.filter(**scope).delete()
         _insert(model, rows_for(period))
 
@@ -246,14 +176,17 @@ def _catch_up(since: datetime, recorded_before: datetime, say: Say) -> None:
     for interval in Interval.values:
         bucket_of = Period(EARLIEST, EARLIEST, interval).bucket_of
         buckets = {bucket_of(day) for day in changes.order_days}
-        _recount(BuyerFigure, buyer_rows, whole_buckets(buckets, interval), "bucket")
+        _recount(BuyerFigure, buyer_rows, whole_buckets(buckets, interval))
         if changes.spend_days is None:
             say(f"Many tier changes: spend by tier by {interval} recounted whole.")
             periods = [span] if (span := history(interval)) else []
         else:
             periods = whole_buckets({bucket_of(day) for day in changes.spend_days}, interval)
-        _recount(TierSpendFigure, spend_rows, periods, "bucket")
-    _recount(TierDelta, delta_rows, whole_buckets(changes.tier_days, Interval.DAY), "day")
+        _recount(TierSpendFigure, spend_rows, periods)
+        buckets = {bucket_of(day) for day in changes.firing_days}
+        _recount(RuleFigure, rule_rows, whole_buckets(buckets, interval))
+    _recount(TierDelta, delta_rows, whole_buckets(changes.tier_days, Interval.DAY))
+    _recount(PointsDay, points_day_rows, whole_buckets(changes.points_days, Interval.DAY))
     if len(changes.order_members) > CHANGED_MEMBERS_LIMIT:
         say("Many members ordered: cohorts recounted whole.")
         _replace_all(CohortFigure, cohort_rows(recorded_before=recorded_before))

@@ -7,18 +7,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from .models import BuyerFigure, CohortFigure, PointsLotLeft, TierDelta, TierSpendFigure
+from .models import (
+    BuyerFigure,
+    CohortFigure,
+    PointsDay,
+    PointsLotLeft,
+    RuleFigure,
+    TierDelta,
+    TierSpendFigure,
+)
 from .periods import EARLIEST, LATEST, Interval, Period
-from .rollup import (
-    Changes,
+from .recount import (
     buyer_rows,
     cohort_rows,
     delta_rows,
     history,
     lot_rows,
-    rollup_mark,
+    points_day_rows,
+    rule_rows,
     spend_rows,
 )
+from .rollup import Changes, rollup_mark
 
 
 @dataclass
@@ -82,6 +91,14 @@ def reports_verify(*, start: date | None = None, end: date | None = None) -> Ver
                 everything or key[0] in dirty or _partial(key[0], span)
             ),
         )
+        dirty = {span.bucket_of(day) for day in changes.firing_days}
+        _compare(
+            verdict,
+            f"rule by {interval}",
+            {_rule_key(r): _rule(r) for r in RuleFigure.objects.filter(**inside)},
+            {_rule_key(r): _rule(r) for r in rule_rows(span) if _in(r, span)},
+            lambda key, dirty=dirty, span=span: key[0] in dirty or _partial(key[0], span),
+        )
     days = history()
     if days is not None:
         days = Period(max(days.start, start), min(days.end, end))
@@ -92,6 +109,14 @@ def reports_verify(*, start: date | None = None, end: date | None = None) -> Ver
             _sums(delta_rows(days)) if days.start <= days.end else {},
             lambda key: key[0] in changes.tier_days,
         )
+    ledger_days = Period(max(EARLIEST, start), min(LATEST, end))
+    _compare(
+        verdict,
+        "points on",
+        {(r.day,): _moves(r) for r in PointsDay.objects.filter(day__gte=start, day__lte=end)},
+        {(r.day,): _moves(r) for r in points_day_rows(ledger_days)},
+        lambda key: key[0] in changes.points_days,
+    )
     _compare(
         verdict,
         "cohort",
@@ -125,16 +150,24 @@ def _partial(label: date, span: Period) -> bool:
     return label < span.start or span.next_bucket(label) > span.end + timedelta(days=1)
 
 
-def _buyers(row: BuyerFigure) -> tuple:
-    return (row.buyers, row.repeat_buyers)
-
-
 def _spend_key(row: TierSpendFigure) -> tuple:
     return (row.bucket, row.tier_id)
 
 
 def _spend(row: TierSpendFigure) -> tuple:
     return (row.orders, row.buyers, row.spend, row.refunds)
+
+
+def _rule_key(row: RuleFigure) -> tuple:
+    return (row.bucket, row.rule_id)
+
+
+def _rule(row: RuleFigure) -> tuple:
+    return (row.firings, row.members, row.coupon_value, row.points)
+
+
+def _moves(row: PointsDay) -> tuple:
+    return (row.issued, row.redeemed, row.expired, row.reversed)
 
 
 def _sums(rows: Iterable[TierDelta]) -> dict:

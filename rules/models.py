@@ -341,6 +341,8 @@ class RuleFiring(models.Model):
     rule_version = models.PositiveIntegerField()
     # The facts the rule saw, so "why did this member get this?" has an answer.
     facts = models.JSONField(default=dict)
+    # When it was recorded, never back-dated: the reports' roll-up finds the firings
+    # recorded since its last run by it.
     fired_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -352,7 +354,7 @@ class RuleFiring(models.Model):
                 fields=["rule", "member", "occurrence_key"], name="rule_firing_once_per_occurrence"
             )
         ]
-        indexes = [models.Index(fields=["member", "-fired_at"])]
+        indexes = [models.Index(fields=["member", "-fired_at"]), models.Index(fields=["fired_at"])]
 
     def __str__(self) -> str:
         return f"{self.rule.code} → {self.member.external_id}"

@@ -3,15 +3,14 @@
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
 
-from benefits import report_selectors as benefit_selectors
 from notifications import selectors as notification_selectors
 from rules.selectors import reports as rule_selectors
 
+from .. import figures
 from ..periods import Period
 from ..registry import Column, Kind, Report, fixed, register
 
@@ -67,33 +66,15 @@ register(
 )
 
 
-class _RuleFigures:
-    __slots__ = ("coupon_value", "firings", "members", "points")
-
-    def __init__(self) -> None:
-        self.firings, self.members = 0, set()
-        self.coupon_value, self.points = Decimal("0.00"), 0
-
-
 def _rules(period: Period) -> Iterator[Sequence[Any]]:
-    # Coupons and points are read per firing (benefits knows nothing of rules or
-    # buckets), through a subquery of the period's firing ids rather than a list of them,
-    # then summed here in one pass over the period's firings.
-    firing_ids = rule_selectors.rule_firing_ids(since=period.since, until=period.until)
-    coupon_value = benefit_selectors.coupon_value_by_firing(firing_ids=firing_ids)
-    points = benefit_selectors.points_awarded_by_firing(firing_ids=firing_ids)
-    figures: dict[date, dict[str, _RuleFigures]] = defaultdict(lambda: defaultdict(_RuleFigures))
-    for firing_id, bucket, code, member_id in rule_selectors.rule_firings_by_bucket(
-        since=period.since, until=period.until, interval=period.interval
-    ):
-        rule = figures[bucket][code]
-        rule.firings += 1
-        rule.members.add(member_id)
-        rule.coupon_value += coupon_value.get(firing_id, 0)
-        rule.points += points.get(firing_id, 0)
+    table = figures.rule_figures(period)
+    codes = rule_selectors.rule_codes()
+    fired: dict[date, list[tuple[str, tuple]]] = defaultdict(list)
+    for (bucket, rule_id), cells in table.items():
+        fired[bucket].append((codes.get(rule_id, str(rule_id)), cells))
     for bucket in period.buckets():
-        for code, rule in sorted(figures.get(bucket, {}).items()):
-            yield [bucket, code, rule.firings, len(rule.members), rule.coupon_value, rule.points]
+        for code, cells in sorted(fired.get(bucket, ())):
+            yield [bucket, code, *cells]
 
 
 register(

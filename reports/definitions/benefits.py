@@ -68,10 +68,7 @@ def _value(points: int) -> Decimal:
 
 
 def _points(period: Period) -> Iterator[Sequence[Any]]:
-    moves = benefit_reports.points_movements_by_bucket(
-        since=period.since, until=period.until, interval=period.interval
-    )
-    closing = benefit_reports.points_ledger_total(before=period.since)
+    closing, moves = figures.points_movements(period)
     for bucket in period.buckets():
         opening = closing
         m = moves.get(bucket, {"issued": 0, "redeemed": 0, "expired": 0, "reversed": 0})

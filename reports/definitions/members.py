@@ -9,8 +9,8 @@ from members import selectors as member_selectors
 
 from .. import figures
 from ..periods import Period
+from ..recount import COHORT_MONTHS
 from ..registry import Column, Kind, Report, fixed, rate, register
-from ..rollup import COHORT_MONTHS
 
 
 def _member_growth(period: Period) -> Iterator[Sequence[Any]]:

@@ -21,19 +21,31 @@ def rule_firing_ids(*, since: datetime, until: datetime) -> QuerySet:
 
 def rule_firings_by_bucket(
     *, since: datetime, until: datetime, interval: str
-) -> Iterator[tuple[int, date, str, int]]:
-    """(firing id, business date starting its bucket, rule code, member id) of each firing
+) -> Iterator[tuple[int, date, int, int]]:
+    """(firing id, business date starting its bucket, rule id, member id) of each firing
     in [since, until), in no particular order."""
     rows = (
         RuleFiring.objects.filter(fired_at__gte=since, fired_at__lt=until)
         .order_by()
-        .values_list("pk", business_bucket("fired_at", interval), F("rule__code"), "member_id")
+        .values_list("pk", business_bucket("fired_at", interval), "rule_id", "member_id")
     )
     return rows.iterator(chunk_size=10_000)
 
 
+def firing_days_since(moment: datetime) -> set[date]:
+    """The business days of the firings fired at or after `moment`. A firing is dated when
+    it is recorded (never back-dated), so these are the days firings recorded since fell
+    on."""
+    firings = RuleFiring.objects.filter(fired_at__gte=moment).order_by()
+    return set(firings.values_list(business_bucket("fired_at", "day"), flat=True).distinct())
+
+
 def rule_ids_by_code() -> dict[str, int]:
     return dict(Rule.objects.values_list("code", "pk"))
+
+
+def rule_codes() -> dict[int, str]:
+    return dict(Rule.objects.values_list("pk", "code"))
 
 
 def tier_moves_by_bucket(*, since: datetime, until: datetime, interval: str) -> list[dict]:

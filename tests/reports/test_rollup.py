@@ -12,6 +12,7 @@ import pytest
 import time_machine
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.db.models import F
 from django.utils import timezone
 
 from benefits.models import EarningPolicy
@@ -19,7 +20,15 @@ from benefits.services.points import earning_policy_update
 from members.models import Member, Tier
 from members.services import member_set_tier_by_hand
 from reports import figures
-from reports.models import BuyerFigure, CohortFigure, PointsLotLeft, RollupMark, TierDelta
+from reports.models import (
+    BuyerFigure,
+    CohortFigure,
+    PointsDay,
+    PointsLotLeft,
+    RollupMark,
+    RuleFigure,
+    TierDelta,
+)
 from reports.periods import Period
 from reports.registry import REPORTS
 from reports.rollup import reports_rollup
@@ -41,6 +50,7 @@ PERIODS = [
     Period(date(2026, 3, 12), date(2026, 5, 20), "month"),
     Period(date(2026, 4, 1), date(2026, 12, 31), "month"),  # starts after E's move, before E joined
 ]
+FIGURES = (BuyerFigure, CohortFigure, PointsDay, PointsLotLeft, RuleFigure, TierDelta)
 NOW = lambda: timedelta(0)  # noqa: E731 - the roll-up's lag: nothing is being written
 
 
@@ -147,7 +157,7 @@ def _more(api) -> None:
 def test_every_report_reads_the_same_from_the_rollup_as_from_the_rows(history, monkeypatch):
     raw = _raw_tables(monkeypatch)
     reports_rollup(lag=NOW())
-    for figure in (BuyerFigure, CohortFigure, PointsLotLeft, TierDelta):
+    for figure in FIGURES:
         assert figure.objects.exists(), figure
     assert _tables() == raw
 
@@ -170,10 +180,7 @@ def test_a_rebuild_counts_what_the_catch_up_did(history, monkeypatch):
     reports_rollup(lag=NOW())
     _more(history)
     reports_rollup(lag=NOW())
-    caught_up = {
-        figure: sorted(map(str, figure.objects.all()))
-        for figure in (BuyerFigure, CohortFigure, PointsLotLeft, TierDelta)
-    }
+    caught_up = {figure: sorted(map(str, figure.objects.all())) for figure in FIGURES}
     reports_rollup(rebuild=True, lag=NOW())
     rebuilt = {figure: sorted(map(str, figure.objects.all())) for figure in caught_up}
     assert rebuilt == caught_up
@@ -210,6 +217,26 @@ def test_verify_finds_a_drifted_figure_and_a_rebuild_mends_it(history):
     out = StringIO()
     call_command("reports_verify", stdout=out)
     assert "No differences" in out.getvalue()
+
+
+def test_verify_finds_drifted_rule_and_points_figures(history):
+    reports_rollup(lag=NOW())
+    assert reports_verify().differences == []
+    months = RuleFigure.objects.filter(interval="month")
+    assert months.exists() and PointsDay.objects.filter(issued__gt=0).exists()
+    months.update(points=F("points") + 1)
+    first = PointsDay.objects.order_by("day").first()
+    PointsDay.objects.filter(pk=first.pk).update(issued=F("issued") + 5)
+
+    differences = reports_verify().differences
+    rules = [line for line in differences if line.startswith("rule by month")]
+    assert len(rules) == months.count()
+    counted = (first.issued, first.redeemed, first.expired, first.reversed)
+    kept = (counted[0] + 5, *counted[1:])
+    assert differences == [
+        *rules,
+        f"points on {first.day}: kept {kept}, counted from the rows {counted}",
+    ]
 
 
 def test_verify_before_any_rollup_and_a_bad_date():
