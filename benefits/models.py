@@ -293,6 +293,8 @@ class PointsEntry(models.Model):
     class Kind(models.TextChoices):
         EARN = "earn", _("earned")
         BONUS = "bonus", _("bonus")
+        # Brought from the system before tierflow (imports): with an expiry of its own.
+        OPENING = "opening", _("opening balance")
         REDEEM = "redeem", _("redeemed")
         EXPIRE = "expire", _("expired")
         REVERSE = "reverse", _("reversed")
@@ -351,6 +353,7 @@ class GrowthEntry(models.Model):
         SPEND = "spend", _("from spend")
         ENGAGEMENT = "engagement", _("from engagement")
         BONUS = "bonus", _("bonus")
+        OPENING = "opening", _("opening balance")
         REVERSE = "reverse", _("reversed")
 
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="growth_entries")

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "rules",
     "profiles",
     "reports",
+    "imports",
 ]
 
 MIDDLEWARE = [

@@ -272,6 +272,7 @@ class TierChangeCause(models.TextChoices):
     LAPSE = "lapse", _("the tier period ended")
     REFUND = "refund", _("a refund")
     BASE = "base", _("the base tier given")
+    IMPORT = "import", _("an import")
 
 
 class TierChange(Evaluable):

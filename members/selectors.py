@@ -235,3 +235,36 @@ def tier_change_days_recorded_since(moment: datetime) -> set[date]:
 
 def member_first_joined() -> datetime | None:
     return Member.objects.aggregate(first=Min("joined_at"))["first"]
+
+
+def member_tag_codes(member_ids: list[int]) -> dict[int, set[str]]:
+    """The codes of each member's tags, for the members that have any."""
+    found: dict[int, set[str]] = {}
+    through = Member.tags.through.objects.filter(member_id__in=member_ids)
+    for member_id, code in through.values_list("member_id", "tag__code"):
+        found.setdefault(member_id, set()).add(code)
+    return found
+
+
+def members_per_tier() -> list[tuple[str | None, int]]:
+    """(tier code, members) for every tier, lowest rank first, then members with none."""
+    counts = dict(
+        Member.objects.order_by()
+        .values("tier_id")
+        .annotate(n=Count("pk"))
+        .values_list("tier_id", "n")
+    )
+    found = [(tier.code, counts.get(tier.pk, 0)) for tier in Tier.objects.order_by("rank")]
+    return found + ([(None, counts[None])] if counts.get(None) else [])
+
+
+def member_ids_by_external_id(external_ids: Iterable[str]) -> dict[str, int]:
+    return dict(
+        Member.objects.filter(external_id__in=list(external_ids)).values_list("external_id", "pk")
+    )
+
+
+def member_ids_with_tier_change(member_ids: list[int], *, cause: str, reason: str) -> set[int]:
+    """Those of the members with a tier change of this cause and reason in their history."""
+    changes = TierChange.objects.filter(member_id__in=member_ids, cause=cause, reason=reason)
+    return set(changes.values_list("member_id", flat=True).distinct())

@@ -28,7 +28,7 @@ COUPONS = "admin:benefits_coupon_changelist"
 POINTS = "admin:benefits_pointsentry_changelist"
 TEMPLATE = {"template__id__exact": "#template"}
 # The causes a tier-movements row names as such; any other names the rule that moved them.
-CAUSES = {"rule", "manual", "lapse", "refund", "base"}
+CAUSES = {"rule", "manual", "lapse", "refund", "base", "import"}
 
 
 def _movement(row: dict) -> dict:

@@ -29,3 +29,13 @@ def consent_opt_out(
     for each in members:
         consent_record(member=each, channel=channel, granted=False, source=source)
     return len(members)
+
+
+@transaction.atomic
+def consents_record_many(choices: list[tuple[int, str, bool]], *, source: str) -> None:
+    """Record many members' choices at once, as (member id, channel, granted): an import
+    of the consents a business collected before."""
+    Consent.objects.bulk_create(
+        Consent(member_id=member_id, channel=channel, granted=granted, source=source)
+        for member_id, channel, granted in choices
+    )

@@ -1,0 +1,172 @@
+"""Importing order history: orders and their refunds recorded silently (no rule fires,
+no points, no message, no webhook; they count as evaluated), then the members' running
+totals recomputed from all their orders."""
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from members.selectors import member_ids_by_external_id
+from orders import bulk
+from orders.models import EARLIEST_PLACED_AT, FUTURE_TOLERANCE, Order, Refund
+
+from . import values
+from .columns import Column, Columns, Row
+from .members import _external_id
+from .runner import CREATE, UNCHANGED, UPDATE
+from .summary import programme_summary
+from .tiers import tiers_from_rules
+
+
+def _currency(cell: values.Cell) -> str | None:
+    value = values.text(cell)
+    if value is None:
+        return None
+    if len(value) != 3 or not value.isalpha() or not value.isascii():
+        raise ValueError(_("“%(value)s” is not a 3-letter currency code") % {"value": value})
+    return value.upper()
+
+
+COLUMNS = Columns(
+    [
+        Column("external_id", _external_id, required=True),
+        Column("member", _external_id, required=True),
+        Column("amount", values.money_amount, required=True),
+        Column("currency", _currency),
+        Column("placed_at", values.moment, required=True),
+        Column("refunded_amount", values.money_amount),
+        Column("refunded_at", values.moment),
+    ]
+)
+SAME = ("member_id", "amount", "currency", "placed_at")
+
+
+def refund_external_id(order: str, refunded: Decimal) -> str:
+    """The id of the refund an import records to bring an order's refunds to `refunded`:
+    the same file gives the same id, so running it again adds nothing."""
+    return f"import:{order}:{refunded}"
+
+
+class OrdersImport:
+    kind = "orders"
+    columns = COLUMNS
+
+    def __init__(self, *, tiers_from_rules: bool = False) -> None:
+        self.place_by_rules = tiers_from_rules
+        self.now = timezone.now()
+        self.start()
+
+    def start(self) -> None:
+        self.seen: dict[str, int] = {}
+        self.members: set[int] = set()  # every member of the file: totals recomputed
+
+    def _row_problems(self, row: Row) -> None:
+        v = row.values
+        if "external_id" in v:
+            first = self.seen.setdefault(v["external_id"], row.number)
+            if first != row.number:
+                row.error("external_id", _("also on row %(row)d") % {"row": first})
+        latest = self.now + FUTURE_TOLERANCE
+        if "placed_at" in v and not EARLIEST_PLACED_AT <= v["placed_at"] <= latest:
+            row.error("placed_at", _("must be from 2000 to now"))
+        refunded = v.get("refunded_amount", Decimal(0))
+        if refunded and "amount" in v and refunded > v["amount"]:
+            row.error("refunded_amount", _("is more than the amount"))
+        if "refunded_at" in v:
+            if not refunded:
+                row.error("refunded_at", _("give the refunded amount too"))
+            elif "placed_at" in v and not v["placed_at"] <= v["refunded_at"] <= latest:
+                row.error(
+                    "refunded_at", _("must be after the order was placed and not later than now")
+                )
+
+    def check(self, rows: list[Row]) -> tuple[dict[int, str], Any]:
+        for row in rows:
+            self._row_problems(row)
+        candidates = [row for row in rows if not row.errors]
+        members = member_ids_by_external_id({row.values["member"] for row in candidates})
+        recorded = {
+            order.external_id: order
+            for order in Order.objects.filter(
+                external_id__in=[row.values["external_id"] for row in candidates]
+            )
+        }
+        outcomes, plan = {}, []
+        for row in candidates:
+            v = row.values
+            member_id = members.get(v["member"])
+            if member_id is None:
+                row.error(
+                    "member", _("no member has the external id “%(id)s”") % {"id": v["member"]}
+                )
+                continue
+            order = Order(
+                external_id=v["external_id"],
+                member_id=member_id,
+                amount=v["amount"],
+                currency=v.get("currency", settings.TIERFLOW_CURRENCY),
+                placed_at=v["placed_at"],
+                seq=0,
+            )
+            refunded = v.get("refunded_amount", Decimal(0))
+            before = recorded.get(v["external_id"])
+            if before is not None:
+                if any(getattr(before, name) != getattr(order, name) for name in SAME):
+                    row.error(
+                        "external_id",
+                        _("recorded already, with another member, amount, currency or time"),
+                    )
+                    continue
+                if refunded < before.refunded_amount:
+                    row.error(
+                        "refunded_amount",
+                        _("less than the %(refunded)s refunded already")
+                        % {"refunded": before.refunded_amount},
+                    )
+                    continue
+            outcomes[row.number] = (
+                CREATE
+                if before is None
+                else UPDATE
+                if refunded > before.refunded_amount
+                else UNCHANGED
+            )
+            plan.append((order, v["member"], refunded, v.get("refunded_at"), before))
+            self.members.add(member_id)
+        return outcomes, plan
+
+    def duplicates(self) -> list[str]:
+        return []
+
+    def write(self, plan) -> None:
+        orders, refunds = [], []
+        for order, member, refunded, refunded_at, before in plan:
+            if before is None:
+                order.payload_hash = bulk.order_fingerprint(order, member)
+                orders.append(order)
+            already = before.refunded_amount if before is not None else Decimal(0)
+            if refunded > already:
+                refund = Refund(
+                    external_id=refund_external_id(order.external_id, refunded),
+                    member_id=order.member_id,
+                    amount=refunded - already,
+                    refunded_at=refunded_at or order.placed_at + timedelta(seconds=1),
+                    payload_hash="import",
+                    seq=0,
+                )
+                refunds.append((order.external_id, refund))
+        bulk.orders_record_silently(orders, refunds)
+
+    def finish(self) -> list[str]:
+        recomputed = bulk.members_totals_recompute(self.members)
+        lines = [_("Totals recomputed for %(members)d members.") % {"members": recomputed}]
+        if self.place_by_rules:
+            moved = tiers_from_rules(sorted(self.members))
+            lines.append(
+                _("Tiers from the upgrade rules: %(moved)d members moved up.") % {"moved": moved}
+            )
+        return lines + programme_summary()
