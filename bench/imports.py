@@ -89,9 +89,11 @@ def main() -> None:
     print("| step | seconds | target | met |\n| --- | --- | --- | --- |")
     print(f"| members | {result['members_seconds']:.1f} | | |")
     print(f"| orders (with the totals recomputed) | {result['orders_seconds']:.1f} | | |")
-    met = "yes" if total < TARGET_SECONDS else "**NO**"
-    print(f"| both | {total:.1f} | < {TARGET_SECONDS} | {met} |")
-    mb_met = "yes" if result["peak_mb"] < TARGET_MB else "**NO**"
+    # The targets are for a million members and ten million orders.
+    full = args.members >= 1_000_000 and args.orders >= 10_000_000
+    met = ("yes" if total < TARGET_SECONDS else "**NO**") if full else "(a smaller run)"
+    print(f"| both | {total:.1f} | < {TARGET_SECONDS} at 1M/10M | {met} |")
+    mb_met = ("yes" if result["peak_mb"] < TARGET_MB else "**NO**") if full else "(smaller)"
     print(f"| peak memory (MB) | {result['peak_mb']:.0f} | < {TARGET_MB} | {mb_met} |")
     result_write(args.out, result)
 

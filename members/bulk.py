@@ -2,6 +2,7 @@
 silent, so no journal event is recorded and no rule is evaluated for them (a new member's
 joining counts as evaluated), and each call is one statement per kind of write."""
 
+from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -56,10 +57,21 @@ def members_tier_imported(
         member.tier, member.tier_since, member.tier_period_start = tier, since, since
         member.tier_expires_at = until if until is not None else tier.expiry_from(since)
     TierChange.objects.bulk_create(history)
-    members_update_silently(
-        [member for member, *_ in changes],
-        ["tier", "tier_since", "tier_period_start", "tier_expires_at"],
-    )
+    # One UPDATE per set of values (an import's members mostly share them) rather than
+    # bulk_update's CASE over every member, which costs a millisecond a member.
+    by_values: dict[tuple, list[int]] = defaultdict(list)
+    for member, *_ in changes:
+        values = (member.tier_id, member.tier_since, member.tier_expires_at)
+        by_values[values].append(member.pk)
+    now = timezone.now()
+    for (tier_id, since, until), member_ids in by_values.items():
+        Member.objects.filter(pk__in=member_ids).update(
+            tier_id=tier_id,
+            tier_since=since,
+            tier_period_start=since,
+            tier_expires_at=until,
+            updated_at=now,
+        )
 
 
 @transaction.atomic
