@@ -19,6 +19,7 @@ from notifications.services.consent import consents_record_many
 from . import values
 from .columns import Column, Columns, Row
 from .runner import CREATE, UNCHANGED, UPDATE
+from .seen import SeenKeys
 from .summary import programme_summary
 from .tiers import FILE_REASON as TIER_REASON
 from .tiers import tiers_from_rules
@@ -92,8 +93,8 @@ class MembersImport:
         self.start()
 
     def start(self) -> None:
-        self.seen: dict[str, int] = {}  # external id → the row it was first on
-        self.phones: dict[str, str] = {}  # phone → the first external id with it
+        self.seen = SeenKeys()  # external id → the row it was first on
+        self.phones = SeenKeys()  # phone → the first external id with it
         self.shared: dict[str, set[str]] = {}  # phone → external ids sharing it
         self.placed: list[int] = []  # members the rules may place (no tier in the file)
 
@@ -101,10 +102,6 @@ class MembersImport:
 
     def _row_problems(self, row: Row) -> None:
         v, now = row.values, self.now
-        if "external_id" in v:
-            first = self.seen.setdefault(v["external_id"], row.number)
-            if first != row.number:
-                row.error("external_id", _("also on row %(row)d") % {"row": first})
         for name in ("joined_at", "tier_since"):
             if name in v and v[name] > now:
                 row.error(name, _("is in the future"))
@@ -135,7 +132,14 @@ class MembersImport:
                 row.error("tags", _("“%(code)s” is not a tag code") % {"code": code})
 
     def check(self, rows: list[Row]) -> tuple[dict[int, str], Any]:
+        keys = [
+            (row.values["external_id"], row.number) for row in rows if "external_id" in row.values
+        ]
+        twice = self.seen.first_rows(keys)
         for row in rows:
+            first = twice.get(row.values.get("external_id"), row.number)
+            if first != row.number:
+                row.error("external_id", _("also on row %(row)d") % {"row": first})
             self._row_problems(row)
         valid = [row for row in rows if not row.errors]
         ids = [row.values["external_id"] for row in valid]
@@ -155,17 +159,19 @@ class MembersImport:
 
     def _note_phones(self, rows: list[Row]) -> None:
         """Phones under more than one external id, in the file or held by members."""
-        phones = set()
+        in_batch: dict[str, set[str]] = {}
         for row in rows:
             if (phone := row.values.get("phone")) is not None:
-                phones.add(phone)
-                first = self.phones.setdefault(phone, row.values["external_id"])
-                if first != row.values["external_id"]:
-                    self.shared.setdefault(phone, {first}).add(row.values["external_id"])
-        held = Member.objects.filter(phone__in=phones).values_list("phone", "external_id")
+                in_batch.setdefault(phone, set()).add(row.values["external_id"])
+        pairs = [(phone, min(ids)) for phone, ids in in_batch.items()]
+        firsts = self.phones.first_rows(pairs)
+        for phone, ids in in_batch.items():
+            if len(ids) > 1 or phone in firsts:
+                self.shared.setdefault(phone, set()).update(ids, [firsts.get(phone, min(ids))])
+        held = Member.objects.filter(phone__in=list(in_batch)).values_list("phone", "external_id")
         for phone, external_id in held:
-            if external_id != self.phones[phone]:
-                self.shared.setdefault(phone, {self.phones[phone]}).add(external_id)
+            if {external_id} != in_batch[phone]:
+                self.shared.setdefault(phone, set()).update(in_batch[phone], [external_id])
 
     def duplicates(self) -> list[str]:
         return [

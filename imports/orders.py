@@ -18,6 +18,7 @@ from . import values
 from .columns import Column, Columns, Row
 from .members import _external_id
 from .runner import CREATE, UNCHANGED, UPDATE
+from .seen import SeenKeys
 from .summary import programme_summary
 from .tiers import tiers_from_rules
 
@@ -61,15 +62,11 @@ class OrdersImport:
         self.start()
 
     def start(self) -> None:
-        self.seen: dict[str, int] = {}
+        self.seen = SeenKeys()
         self.members: set[int] = set()  # every member of the file: totals recomputed
 
     def _row_problems(self, row: Row) -> None:
         v = row.values
-        if "external_id" in v:
-            first = self.seen.setdefault(v["external_id"], row.number)
-            if first != row.number:
-                row.error("external_id", _("also on row %(row)d") % {"row": first})
         latest = self.now + FUTURE_TOLERANCE
         if "placed_at" in v and not EARLIEST_PLACED_AT <= v["placed_at"] <= latest:
             row.error("placed_at", _("must be from 2000 to now"))
@@ -85,15 +82,22 @@ class OrdersImport:
                 )
 
     def check(self, rows: list[Row]) -> tuple[dict[int, str], Any]:
+        keys = [
+            (row.values["external_id"], row.number) for row in rows if "external_id" in row.values
+        ]
+        twice = self.seen.first_rows(keys)
         for row in rows:
+            first = twice.get(row.values.get("external_id"), row.number)
+            if first != row.number:
+                row.error("external_id", _("also on row %(row)d") % {"row": first})
             self._row_problems(row)
         candidates = [row for row in rows if not row.errors]
         members = member_ids_by_external_id({row.values["member"] for row in candidates})
         recorded = {
-            order.external_id: order
-            for order in Order.objects.filter(
+            external_id: (rest[:4], rest[4])
+            for external_id, *rest in Order.objects.filter(
                 external_id__in=[row.values["external_id"] for row in candidates]
-            )
+            ).values_list("external_id", *SAME, "refunded_amount")
         }
         outcomes, plan = {}, []
         for row in candidates:
@@ -104,38 +108,34 @@ class OrdersImport:
                     "member", _("no member has the external id “%(id)s”") % {"id": v["member"]}
                 )
                 continue
-            order = Order(
-                external_id=v["external_id"],
-                member_id=member_id,
-                amount=v["amount"],
-                currency=v.get("currency", settings.TIERFLOW_CURRENCY),
-                placed_at=v["placed_at"],
-                seq=0,
+            order = (
+                member_id,
+                v["amount"],
+                v.get("currency", settings.TIERFLOW_CURRENCY),
+                v["placed_at"],
             )
             refunded = v.get("refunded_amount", Decimal(0))
             before = recorded.get(v["external_id"])
             if before is not None:
-                if any(getattr(before, name) != getattr(order, name) for name in SAME):
+                if tuple(before[0]) != order:
                     row.error(
                         "external_id",
                         _("recorded already, with another member, amount, currency or time"),
                     )
                     continue
-                if refunded < before.refunded_amount:
+                if refunded < before[1]:
                     row.error(
                         "refunded_amount",
-                        _("less than the %(refunded)s refunded already")
-                        % {"refunded": before.refunded_amount},
+                        _("less than the %(refunded)s refunded already") % {"refunded": before[1]},
                     )
                     continue
+            already = before[1] if before is not None else None
             outcomes[row.number] = (
-                CREATE
-                if before is None
-                else UPDATE
-                if refunded > before.refunded_amount
-                else UNCHANGED
+                CREATE if already is None else UPDATE if refunded > already else UNCHANGED
             )
-            plan.append((order, v["member"], refunded, v.get("refunded_at"), before))
+            plan.append(
+                (v["external_id"], order, v["member"], refunded, v.get("refunded_at"), already)
+            )
             self.members.add(member_id)
         return outcomes, plan
 
@@ -144,21 +144,33 @@ class OrdersImport:
 
     def write(self, plan) -> None:
         orders, refunds = [], []
-        for order, member, refunded, refunded_at, before in plan:
-            if before is None:
+        for external_id, (
+            member_id,
+            amount,
+            currency,
+            placed_at,
+        ), member, refunded, at, already in plan:
+            if already is None:
+                order = Order(
+                    external_id=external_id,
+                    member_id=member_id,
+                    amount=amount,
+                    currency=currency,
+                    placed_at=placed_at,
+                    seq=0,
+                )
                 order.payload_hash = bulk.order_fingerprint(order, member)
                 orders.append(order)
-            already = before.refunded_amount if before is not None else Decimal(0)
-            if refunded > already:
+            if refunded > (already or 0):
                 refund = Refund(
-                    external_id=refund_external_id(order.external_id, refunded),
-                    member_id=order.member_id,
-                    amount=refunded - already,
-                    refunded_at=refunded_at or order.placed_at + timedelta(seconds=1),
+                    external_id=refund_external_id(external_id, refunded),
+                    member_id=member_id,
+                    amount=refunded - (already or 0),
+                    refunded_at=at or placed_at + timedelta(seconds=1),
                     payload_hash="import",
                     seq=0,
                 )
-                refunds.append((order.external_id, refund))
+                refunds.append((external_id, refund))
         bulk.orders_record_silently(orders, refunds)
 
     def finish(self) -> list[str]:

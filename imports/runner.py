@@ -1,8 +1,10 @@
-"""Running an import: the whole file checked first (the dry run: every problem by row and
-column, what would be created, updated or left unchanged, possible duplicates), and only
-if it is clean (or with skip_invalid) read again and written, a batch of rows per
-transaction. Each batch is written so that writing it again changes nothing, so a run
-that was killed half way is finished by running it again."""
+"""Running an import: the file read once, a batch of rows at a time, each row checked
+(every problem by row and column, what is created, updated or left unchanged, possible
+duplicates) and the valid ones written. A dry run writes nothing; a real run is one
+transaction, rolled back if any row has a problem, so a run killed half way has written
+nothing and is done whole by running it again; with skip_invalid each batch commits on
+its own, and is written so that writing it again changes nothing, so such a run killed
+half way is finished by running it again."""
 
 import csv
 from collections.abc import Callable, Iterator
@@ -10,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from .columns import Columns, Row
@@ -98,28 +101,39 @@ def import_run(
     ignore_columns: bool = False,
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Check the file, then (not a dry run; no invalid row, or skip_invalid) write it."""
-    checked = ImportReport(importer.kind, str(path), dry_run)
-    _pass(importer, path, checked, ignore_columns, progress, write=False)
-    if dry_run or (checked.rejected and not skip_invalid):
-        return checked
-    written = ImportReport(importer.kind, str(path), dry_run, written=True)
-    rejected_path = Path(path).with_name(Path(path).stem + ".rejected.csv")
-    with _RejectedFile(rejected_path if checked.rejected else None) as rejected:
-        _pass(importer, path, written, ignore_columns, progress, write=True, rejected=rejected)
-    if checked.rejected:
-        written.rejected_file = str(rejected_path)
-    written.summary = importer.finish()
-    return written
+    """Check the file (dry_run) or import it: all or nothing, in one transaction rolled
+    back if any row has a problem; or (skip_invalid) the valid rows, a batch per
+    transaction, the others written to NAME.rejected.csv beside the file."""
+    report = ImportReport(importer.kind, str(path), dry_run)
+    if dry_run:
+        _pass(importer, path, report, ignore_columns, progress, write=False)
+        return report
+    if skip_invalid:
+        rejected_path = Path(path).with_name(Path(path).stem + ".rejected.csv")
+        with _RejectedFile(rejected_path) as rejected:
+            _pass(importer, path, report, ignore_columns, progress, write=True, rejected=rejected)
+        report.rejected_file = str(rejected_path) if report.rejected else ""
+        report.written = True
+        report.summary = importer.finish()
+        return report
+    with transaction.atomic():
+        _pass(importer, path, report, ignore_columns, progress, write=True)
+        if report.rejected:
+            transaction.set_rollback(True)
+            return report
+        report.summary = importer.finish()
+        report.written = True
+    return report
 
 
 def _pass(importer, path, report, ignore_columns, progress, *, write, rejected=None) -> None:
+    """Read the file once, checking each batch and, if `write`, writing its valid rows:
+    all of them with `rejected` (the file for the others); else until a row has a
+    problem (the transaction is rolled back; the rest is still checked, for the report)."""
     table = open_table(path)
     positions = importer.columns.positions(table.header, ignore_unknown=ignore_columns)
     importer.start()
-    phase = _("writing") if write else _("checking")
-    if rejected is not None:
-        rejected.header(table.header)
+    phase = _("importing") if write else _("checking")
     for rows in _batches(table.rows, importer.columns, positions):
         outcomes, plan = importer.check(rows)
         for row in rows:
@@ -133,10 +147,10 @@ def _pass(importer, path, report, ignore_columns, progress, *, write, rejected=N
                         for column, message in row.errors
                     ]
                 if rejected is not None:
-                    rejected.add(row)
+                    rejected.add(table.header, row)
             else:
                 report.count(outcomes[row.number])
-        if write:
+        if write and (rejected is not None or not report.rejected):
             importer.write(plan)
         if progress:
             progress(phase, table.position(), table.size)
@@ -156,25 +170,21 @@ def _batches(rows: Iterator, columns: Columns, positions: dict[str, int]) -> Ite
 
 class _RejectedFile:
     """The rows a run with skip_invalid left out, as they were, with their reasons: a CSV
-    beside the input (UTF-8 with a BOM, for Excel)."""
+    beside the input (UTF-8 with a BOM, for Excel), written once there is one."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path) -> None:
         self.path, self.handle, self.writer = path, None, None
 
     def __enter__(self) -> "_RejectedFile":
-        if self.path is not None:
-            self.handle = self.path.open("w", encoding="utf-8-sig", newline="")
-            self.writer = csv.writer(self.handle)
         return self
 
-    def header(self, names: list[str]) -> None:
-        if self.writer:
-            self.writer.writerow([*names, "errors"])
-
-    def add(self, row: Row) -> None:
-        if self.writer:
-            reasons = "; ".join(f"{column}: {message}" for column, message in row.errors)
-            self.writer.writerow([*("" if cell is None else cell for cell in row.cells), reasons])
+    def add(self, header: list[str], row: Row) -> None:
+        if self.writer is None:
+            self.handle = self.path.open("w", encoding="utf-8-sig", newline="")
+            self.writer = csv.writer(self.handle)
+            self.writer.writerow([*header, "errors"])
+        reasons = "; ".join(f"{column}: {message}" for column, message in row.errors)
+        self.writer.writerow([*("" if cell is None else cell for cell in row.cells), reasons])
 
     def __exit__(self, *exc_info) -> None:
         if self.handle:

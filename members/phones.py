@@ -2,6 +2,7 @@
 opt-out lookup and the providers all go through phone_normalised, by way of PhoneField,
 which stores and looks numbers up normalised whatever form they were given in."""
 
+import functools
 import unicodedata
 
 import phonenumbers
@@ -27,10 +28,16 @@ def phone_normalised(value: str) -> str:
     separators are accepted; a number without '+' or '00' belongs to the default country
     (TIERFLOW_SMS_DEFAULT_COUNTRY_CODE, 86). What is not a possible phone number comes
     back only cleaned, for phone_validator to refuse."""
-    text = unicodedata.normalize("NFKC", value or "").strip().translate(SEPARATORS)
+    return _normalised(value or "", int(settings.TIERFLOW_SMS_DEFAULT_COUNTRY_CODE))
+
+
+# Parsing costs tens of microseconds, and a number is normalised again at every lookup
+# and save (an import of a million members does each several times).
+@functools.lru_cache(maxsize=20_000)
+def _normalised(value: str, country: int) -> str:
+    text = unicodedata.normalize("NFKC", value).strip().translate(SEPARATORS)
     if text.startswith("00"):
         text = "+" + text[2:]
-    country = int(settings.TIERFLOW_SMS_DEFAULT_COUNTRY_CODE)
     try:
         number = phonenumbers.parse(text, phonenumbers.region_code_for_country_code(country))
     except phonenumbers.NumberParseException:

@@ -138,7 +138,18 @@ def test_a_later_file_with_more_refunded_adds_the_difference_once(members, tmp_p
     assert list(balances_drift()) == []
 
 
-def test_a_killed_run_run_again_finishes_without_duplicating(members, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("options", "left", "outcome"),
+    [
+        # One transaction: a killed run leaves nothing, and the next does it all.
+        ((), 0, "9 were created, 0 updated, 0 unchanged"),
+        # A transaction per batch: the next run finishes what the killed one began.
+        (("--skip-invalid",), 4, "5 were created, 0 updated, 4 unchanged"),
+    ],
+)
+def test_a_killed_run_run_again_finishes_without_duplicating(
+    members, tmp_path, monkeypatch, options, left, outcome
+):
     lines = [f"O{n},M{1 + n % 2},10.00,,2025-01-{1 + n:02d},," for n in range(9)]
     path = write(tmp_path / "orders.csv", HEADER, *lines)
     monkeypatch.setattr(runner, "BATCH", 2)
@@ -152,12 +163,11 @@ def test_a_killed_run_run_again_finishes_without_duplicating(members, tmp_path, 
 
     monkeypatch.setattr(bulk, "orders_record_silently", dies_on_the_third_batch)
     with pytest.raises(KeyboardInterrupt):
-        run(path)
-    assert Order.objects.count() == 4
+        run(path, *options)
+    assert Order.objects.count() == left
     monkeypatch.setattr(bulk, "orders_record_silently", real)
 
-    out = run(path)
-    assert "9 rows read: 5 were created, 0 updated, 4 unchanged" in out
+    assert f"9 rows read: {outcome}" in run(path, *options)
     assert Order.objects.count() == 9
     assert Member.objects.get(external_id="M1").lifetime_spend == Decimal("50.00")
     assert Member.objects.get(external_id="M2").order_count == 4
