@@ -166,6 +166,8 @@ TIERFLOW_REPORT_RECIPIENTS = env.list("TIERFLOW_REPORT_RECIPIENTS", default=[])
 # Where members exports asked for in the admin are written, and how long they are kept.
 TIERFLOW_EXPORTS_DIR = Path(env("TIERFLOW_EXPORTS_DIR", default=str(BASE_DIR / "exports")))
 TIERFLOW_EXPORT_KEEP_HOURS = env.int("TIERFLOW_EXPORT_KEEP_HOURS", default=24)
+# Files uploaded to the admin's import pages, kept for the dry run and the import.
+TIERFLOW_IMPORTS_DIR = Path(env("TIERFLOW_IMPORTS_DIR", default=str(BASE_DIR / "import-files")))
 # The reports' roll-up covers rows recorded up to this many seconds before it runs: a
 # transaction still open that long would otherwise commit rows behind its mark.
 TIERFLOW_REPORTS_ROLLUP_LAG_SECONDS = env.int("TIERFLOW_REPORTS_ROLLUP_LAG_SECONDS", default=60)
@@ -320,6 +322,7 @@ CELERY_BEAT_SCHEDULE = {
     "daily": {"task": "rules.tasks.run_daily", "schedule": crontab(hour=0, minute=30)},
     # Members exports' files deleted once kept long enough.
     "sweep-members-exports": {"task": "reports.tasks.sweep_members_exports", "schedule": 3600.0},
+    "sweep-imports": {"task": "imports.tasks.sweep_imports", "schedule": 60.0},
     # The reports' per-bucket figures brought up to date with what was recorded since.
     "reports-rollup": {"task": "reports.tasks.rollup", "schedule": 300.0},
     # The reports' summaries, e-mailed to TIERFLOW_REPORT_RECIPIENTS (none: nothing sent).

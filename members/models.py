@@ -233,6 +233,8 @@ class Member(models.Model):
             models.Index(fields=["last_order_at"]),
             models.Index(fields=["joined_at"]),
             models.Index(fields=["created_at"]),
+            # The opt-out by phone, and an import's check for phones held by others.
+            models.Index(fields=["phone"]),
             models.Index(ExtractMonth("birthday"), ExtractDay("birthday"), name="member_birthday"),
         ]
         verbose_name = _("member")

@@ -74,9 +74,11 @@ def _insert_orders(orders: list[Order]) -> None:
     table = quote(Order._meta.db_table)
     names = ", ".join(quote(Order._meta.get_field(n).column) for n in ORDER_COLUMNS)
     with connection.cursor() as cursor:
+        # One temporary table per session, emptied after each use: a table created and
+        # dropped per batch would hold a lock per batch until a long import commits.
         cursor.execute(
-            f"CREATE TEMP TABLE import_orders ON COMMIT DROP AS SELECT {names} FROM {table} "
-            "WITH NO DATA"
+            f"CREATE TEMP TABLE IF NOT EXISTS import_orders ON COMMIT DELETE ROWS AS "
+            f"SELECT {names} FROM {table} WITH NO DATA"
         )
         with cursor.cursor.copy(f"COPY import_orders ({names}) FROM STDIN") as copy:
             for order in orders:
@@ -88,7 +90,7 @@ def _insert_orders(orders: list[Order]) -> None:
             f"INSERT INTO {table} ({names}) SELECT {names} FROM import_orders "
             f"ON CONFLICT ({quote('external_id')}) DO NOTHING"
         )
-        cursor.execute("DROP TABLE import_orders")
+        cursor.execute("DELETE FROM import_orders")
 
 
 def members_totals_recompute(member_ids: Iterable[int]) -> int:
