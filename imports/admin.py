@@ -15,7 +15,7 @@ from django.utils.translation import pgettext_lazy
 
 from core.admin import ReadOnlyAdmin, job_progress
 
-from .jobs import import_job_confirm, import_job_start, import_preview
+from .jobs import AlreadyImported, import_job_confirm, import_job_start, import_preview
 from .models import ImportJob
 
 MAX_UPLOAD_BYTES = 2 * 1024**3
@@ -107,7 +107,11 @@ class ImportJobAdmin(ReadOnlyAdmin):
         job = get_object_or_404(ImportJob, pk=pk)
         if request.method != "POST" or not self._allowed(request) or not _confirmable(job):
             raise PermissionDenied
-        real = import_job_confirm(job=job, user=request.user)
+        try:
+            real = import_job_confirm(job=job, user=request.user)
+        except AlreadyImported:
+            messages.error(request, _("This file is being imported or was imported already."))
+            return HttpResponseRedirect(reverse("admin:imports_importjob_changelist"))
         messages.success(request, _("Importing: the page shows the progress."))
         return HttpResponseRedirect(reverse("admin:imports_importjob_change", args=[real.pk]))
 
@@ -145,5 +149,6 @@ class ImportJobAdmin(ReadOnlyAdmin):
 def _confirmable(job: ImportJob) -> bool:
     """A finished dry run with no problem (or whose rows with problems are to be left
     out) can be imported."""
-    done = job.dry_run and job.status == ImportJob.Status.DONE
-    return done and (job.rejected == 0 or job.skip_invalid)
+    done = job.dry_run and job.status == ImportJob.Status.DONE and bool(job.filename)
+    imported = ImportJob.objects.filter(filename=job.filename, dry_run=False).exists()
+    return done and not imported and (job.rejected == 0 or job.skip_invalid)

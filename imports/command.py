@@ -55,12 +55,14 @@ class ImportCommand(BaseCommand):
                 self.stderr.write("")
         for line in report.lines():
             self.stdout.write(line)
-        if report.rejected and not (report.written and options["skip_invalid"]):
-            raise CommandError(
-                f"{report.rejected} rows have problems: nothing was written."
-                if not options["dry_run"]
-                else f"{report.rejected} rows have problems."
-            )
+        if report.rejected:
+            if report.written:
+                outcome = "they were left out"
+            elif options["dry_run"]:
+                outcome = "nothing would be written"
+            else:
+                outcome = "nothing was written"
+            raise CommandError(f"{report.rejected} rows have problems: {outcome}.")
 
     def _progress(self, phase: str, done: int, size: int) -> None:
         now = time.monotonic()

@@ -47,8 +47,17 @@ def import_job_start(
     )
 
 
+class AlreadyImported(Exception):
+    pass
+
+
+@transaction.atomic
 def import_job_confirm(*, job: ImportJob, user: AbstractBaseUser) -> ImportJob:
-    """Import for real the file a finished dry run checked, with its options."""
+    """Import for real the file a finished dry run checked, with its options; once (a
+    second confirmation, a double click, raises AlreadyImported)."""
+    ImportJob.objects.select_for_update().filter(pk=job.pk).first()
+    if ImportJob.objects.filter(filename=job.filename, dry_run=False).exists():
+        raise AlreadyImported
     return _create(
         user=user,
         kind=job.kind,
@@ -83,10 +92,13 @@ def import_preview(job: ImportJob) -> tuple[list[str], list[list[str]]]:
     except FileError as exc:
         return [str(exc)], []
     rows = []
-    for _number, cells in table.rows:
-        rows.append(["" if cell is None else str(cell) for cell in cells])
-        if len(rows) == PREVIEW_ROWS:
-            break
+    try:
+        for _number, cells in table.rows:
+            rows.append(["" if cell is None else str(cell) for cell in cells])
+            if len(rows) == PREVIEW_ROWS:
+                break
+    except FileError as exc:  # the report says it too, row by row
+        rows.append([str(exc)])
     table.rows.close()
     return table.header, rows
 
@@ -128,8 +140,9 @@ def import_jobs_resume() -> int:
 
 
 def import_files_expire() -> int:
-    """Delete the uploaded files (they hold personal data) whose every job finished more
-    than TIERFLOW_EXPORT_KEEP_HOURS ago; returns how many."""
+    """Delete the uploaded files (they hold personal data), and the rows left out beside
+    them, once every job on them finished TIERFLOW_EXPORT_KEEP_HOURS ago; returns how
+    many."""
     cutoff = timezone.now() - timedelta(hours=settings.TIERFLOW_EXPORT_KEEP_HOURS)
     jobs = ImportJob.objects.exclude(filename="")
     busy = jobs.filter(Q(finished_at__isnull=True) | Q(finished_at__gte=cutoff))
@@ -138,5 +151,8 @@ def import_files_expire() -> int:
     for filename in old:
         with transaction.atomic():
             ImportJob.objects.filter(filename=filename).update(filename="")
-            (Path(settings.TIERFLOW_IMPORTS_DIR) / filename).unlink(missing_ok=True)
+            upload = Path(settings.TIERFLOW_IMPORTS_DIR) / filename
+            upload.unlink(missing_ok=True)
+            # The rows a run left out, with their reasons, written beside it.
+            upload.with_name(upload.stem + ".rejected.csv").unlink(missing_ok=True)
     return len(old)

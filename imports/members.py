@@ -186,10 +186,12 @@ class MembersImport:
         for name in DETAILS:
             if name in v and (member is None or getattr(member, name) != v[name]):
                 changes[name] = v[name]
-        if "tier" in v:
-            tier = self.tiers[v["tier"]]
-            same = member is not None and member.tier_id == tier.pk
-            since = v.get("tier_since") or (member.tier_since if same else None) or self.now
+        tier = self.tiers.get(v.get("tier"))
+        held = tier is not None and member is not None and member.tier_id == tier.pk
+        # A tier the member holds, given without dates, keeps its period (renewals since
+        # the member went live moved it on).
+        if tier is not None and not (held and "tier_since" not in v and "tier_expires_at" not in v):
+            since = v.get("tier_since") or (member.tier_since if held else None) or self.now
             until = v.get("tier_expires_at") or tier.expiry_from(since)
             current = (
                 (member.tier_id, member.tier_since, member.tier_expires_at) if member else None

@@ -2,6 +2,7 @@
 no points, no message, no webhook; they count as evaluated), then the members' running
 totals recomputed from all their orders."""
 
+import hashlib
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -48,8 +49,10 @@ SAME = ("member_id", "amount", "currency", "placed_at")
 
 def refund_external_id(order: str, refunded: Decimal) -> str:
     """The id of the refund an import records to bring an order's refunds to `refunded`:
-    the same file gives the same id, so running it again adds nothing."""
-    return f"import:{order}:{refunded}"
+    the same file gives the same id, so running it again adds nothing (a digest, so it
+    fits whatever the order's id)."""
+    digest = hashlib.sha256(f"{order}:{refunded}".encode()).hexdigest()[:48]
+    return f"import:{digest}"
 
 
 class OrdersImport:
@@ -94,10 +97,10 @@ class OrdersImport:
         candidates = [row for row in rows if not row.errors]
         members = member_ids_by_external_id({row.values["member"] for row in candidates})
         recorded = {
-            external_id: (rest[:4], rest[4])
+            external_id: (rest[:4], rest[4], rest[5])
             for external_id, *rest in Order.objects.filter(
                 external_id__in=[row.values["external_id"] for row in candidates]
-            ).values_list("external_id", *SAME, "refunded_amount")
+            ).values_list("external_id", *SAME, "refunded_amount", "seq")
         }
         outcomes, plan = {}, []
         for row in candidates:
@@ -121,6 +124,13 @@ class OrdersImport:
                     row.error(
                         "external_id",
                         _("recorded already, with another member, amount, currency or time"),
+                    )
+                    continue
+                if refunded > before[1] and before[2] > 0:
+                    # Recorded live, it earned points and growth a refund must take back.
+                    row.error(
+                        "refunded_amount",
+                        _("the order was recorded through the API: send its refunds there"),
                     )
                     continue
                 if refunded < before[1]:

@@ -151,7 +151,8 @@ def _pass(importer, path, report, ignore_columns, progress, *, write, rejected=N
             else:
                 report.count(outcomes[row.number])
         if write and (rejected is not None or not report.rejected):
-            importer.write(plan)
+            with transaction.atomic():
+                importer.write(plan)
         if progress:
             progress(phase, table.position(), table.size)
     report.duplicates = importer.duplicates()[:MAX_LISTED]

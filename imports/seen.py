@@ -13,11 +13,12 @@ class SeenKeys:
         self._db = sqlite3.connect(Path(self._folder.name) / "seen.sqlite3")
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
-        self._db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, row INTEGER) WITHOUT ROWID")
+        self._db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, value) WITHOUT ROWID")
 
     def first_rows(self, keys: list[tuple[str, int]]) -> dict[str, int]:
-        """Note each (key, row number); return, for the keys seen on an earlier row (in
-        this call or before), the row they were first on."""
+        """Note each (key, value), the value a row number or a text (kept as given: the
+        column has no type); return, for the keys seen before with another value (in this
+        call or before), the value they were first seen with."""
         first_here: dict[str, int] = {}
         for key, row in keys:
             first_here.setdefault(key, row)
@@ -27,7 +28,7 @@ class SeenKeys:
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             known.update(
-                self._db.execute(f"SELECT key, row FROM seen WHERE key IN ({marks})", chunk)
+                self._db.execute(f"SELECT key, value FROM seen WHERE key IN ({marks})", chunk)
             )
         self._db.executemany(
             "INSERT INTO seen VALUES (?, ?)",

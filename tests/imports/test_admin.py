@@ -42,6 +42,9 @@ def test_upload_check_then_import(admin_client, django_capture_on_commit_callbac
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(f"/admin/imports/importjob/{job.pk}/confirm/")
     real = ImportJob.objects.exclude(pk=job.pk).get()
+    # A second confirmation (a double click) imports nothing more.
+    assert admin_client.post(f"/admin/imports/importjob/{job.pk}/confirm/").status_code == 403
+    assert ImportJob.objects.count() == 2
     assert response.url == f"/admin/imports/importjob/{real.pk}/change/"
     assert (real.dry_run, real.status, real.processed, real.total) == (
         False, "done", real.total, real.total

@@ -165,8 +165,10 @@ def test_the_same_file_twice_changes_nothing_and_a_new_one_updates(tmp_path):
 
 def test_skip_invalid_imports_the_valid_rows_and_writes_the_rejected_beside_the_file(tmp_path):
     path = write(tmp_path / "members.csv", "external_id,phone", "M1,13800138000", "M2,12", "M3,")
-    out = run(path, "--skip-invalid")
-    assert "3 rows read: 2 were created, 0 updated, 0 unchanged; 1 rejected." in out
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 rows have problems: they were left out"):
+        call_command("import_members", path, "--skip-invalid", stdout=out, stderr=StringIO())
+    assert "3 rows read: 2 were created, 0 updated, 0 unchanged; 1 rejected." in out.getvalue()
     assert sorted(Member.objects.values_list("external_id", flat=True)) == ["M1", "M3"]
     rejected = (tmp_path / "members.rejected.csv").read_text(encoding="utf-8-sig")
     assert rejected.splitlines() == [
@@ -199,3 +201,29 @@ def test_gb18030_and_xlsx_files(tmp_path):
     assert (m2.name, m2.phone) == ("李四", "+8613800138002")
     assert m2.joined_at == datetime(2023, 5, 6, 8, tzinfo=SHANGHAI)
     assert m2.joined_at < timezone.now() - timedelta(days=1)
+
+
+def test_a_held_tier_given_without_dates_keeps_its_period(tmp_path):
+    """Renewed since it went live, a member's period is not set back by the same file."""
+    path = write(tmp_path / "m.csv", "external_id,tier", "M1,silver")
+    run(path)
+    renewed = timezone.now() + timedelta(days=400)
+    Member.objects.filter(external_id="M1").update(tier_expires_at=renewed)
+    assert "0 were created, 0 updated, 1 unchanged" in run(path)
+    assert Member.objects.get().tier_expires_at == renewed
+    assert TierChange.objects.count() == 1
+
+
+def test_numeric_ids_sharing_a_phone_across_batches(tmp_path, monkeypatch):
+    from imports import runner
+
+    monkeypatch.setattr(runner, "BATCH", 2)
+    path = write(
+        tmp_path / "m.csv",
+        "external_id,phone",
+        "1001,13800138000",
+        "1002,13800138001",
+        "1003,13800138000",
+    )
+    out = run(path, "--dry-run")
+    assert "phone 138****8000: 1001, 1003" in out

@@ -172,3 +172,19 @@ def test_a_killed_run_run_again_finishes_without_duplicating(
     assert Member.objects.get(external_id="M1").lifetime_spend == Decimal("50.00")
     assert Member.objects.get(external_id="M2").order_count == 4
     assert list(balances_drift()) == []
+
+
+def test_a_long_order_id_refunded_and_a_live_order_refused(members, tmp_path, api):
+    long_id = "X" * 64
+    run(write(tmp_path / "a.csv", HEADER, f"{long_id},M1,100,,2025-01-02,30,2025-01-05"))
+    assert Order.objects.get(external_id=long_id).refunded_amount == Decimal("30.00")
+
+    response = api.order(external_id="LIVE-9", member={"external_id": "M1"}, amount="50.00")
+    assert response.status_code == 201, response.json()
+    placed = Order.objects.get(external_id="LIVE-9").placed_at.isoformat()
+    path = write(tmp_path / "b.csv", HEADER, f"LIVE-9,M1,50.00,CNY,{placed},50,")
+    with pytest.raises(CommandError, match="1 rows have problems"):
+        out = StringIO()
+        call_command("import_orders", path, stdout=out, stderr=StringIO())
+    assert "the order was recorded through the API" in out.getvalue()
+    assert Order.objects.get(external_id="LIVE-9").refunded_amount == 0
