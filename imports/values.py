@@ -56,7 +56,8 @@ def decimal(cell: Cell) -> Decimal | None:
     if isinstance(cell, int | Decimal):
         return Decimal(cell)
     if isinstance(cell, float):
-        return Decimal(repr(cell))
+        # A spreadsheet's float (59.97000000000001 from a formula) as the number it shows.
+        return Decimal(repr(round(cell, 9)))
     value = text(cell)
     if value is None:
         return None
@@ -74,7 +75,7 @@ def money_amount(cell: Cell, *, allow_zero: bool = True) -> Decimal | None:
         raise ValueError(_("must be a positive amount"))
     if value == 0 and not allow_zero:
         raise ValueError(_("must be more than 0"))
-    if value.as_tuple().exponent < -2:
+    if value != value.quantize(Decimal("0.01")):
         raise ValueError(_("has more than 2 decimal places"))
     if value >= Decimal("1e12"):
         raise ValueError(_("is too large"))
@@ -108,7 +109,7 @@ def boolean(cell: Cell) -> bool | None:
 def _excel_serial(number: float) -> datetime:
     if not 1 <= number < 2958466:  # 1900-01-01 .. 9999-12-31
         raise ValueError(_("“%(value)s” is not a date") % {"value": number})
-    return EXCEL_EPOCH + timedelta(days=number)
+    return EXCEL_EPOCH + timedelta(seconds=round(number * 86400))  # to the second
 
 
 def day(cell: Cell) -> date | None:
@@ -139,7 +140,7 @@ def moment(cell: Cell) -> datetime | None:
     elif isinstance(cell, date):
         found = datetime.combine(cell, time())
     elif isinstance(cell, int | float) and not isinstance(cell, bool):
-        found = _excel_serial(float(cell)).replace(microsecond=0)
+        found = _excel_serial(float(cell))
     else:
         value = text(cell)
         if value is None:
@@ -190,6 +191,8 @@ def email(cell: Cell) -> str | None:
     if value is None:
         return None
     try:
+        if len(value) > 254:
+            raise ValidationError("too long")
         validate_email(value)
     except ValidationError:
         raise ValueError(_("“%(value)s” is not an e-mail address") % {"value": value}) from None

@@ -20,6 +20,8 @@ SHANGHAI = ZoneInfo("Asia/Shanghai")
         (" 300 ", Decimal("300.00")),
         (1234.5, Decimal("1234.50")),
         (12, Decimal("12.00")),
+        (59.97000000000001, Decimal("59.97")),  # a formula's float in an XLSX cell
+        ("1.500", Decimal("1.50")),
         ("", None),
         (None, None),
     ],
@@ -75,6 +77,8 @@ def test_dates_and_times():
     assert values.day("1990年5月1日") == date(1990, 5, 1)
     assert values.day(datetime(1990, 5, 1, 0, 0)) == date(1990, 5, 1)  # an Excel date cell
     assert values.day(32994) == date(1990, 5, 1)  # its serial number
+    # A serial date-time, rounded to the second (45000.588194444 is 14:07:00).
+    assert values.moment(45000.588194444) == datetime(2023, 3, 15, 14, 7, tzinfo=SHANGHAI)
     assert values.moment("2025-03-02") == datetime(2025, 3, 2, tzinfo=SHANGHAI)
     assert values.moment("2025-03-02 10:30") == datetime(2025, 3, 2, 10, 30, tzinfo=SHANGHAI)
     assert values.moment("2025/03/02 10:30:15") == datetime(2025, 3, 2, 10, 30, 15, tzinfo=SHANGHAI)
@@ -93,6 +97,8 @@ def test_texts_and_tags():
     with pytest.raises(ValueError, match="longer than 3"):
         values.plain_text("abcd", max_length=3)
     assert values.tags("vip; north；vip;") == ["vip", "north"]
+    with pytest.raises(ValueError, match="not an e-mail address"):
+        values.email("a" * 250 + "@example.com")
     assert values.whole_number("1,500") == 1500
     with pytest.raises(ValueError, match="whole number"):
         values.whole_number("1.5")
