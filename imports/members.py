@@ -93,7 +93,6 @@ class MembersImport:
         self.start()
 
     def start(self) -> None:
-        self.seen = SeenKeys()  # external id → the row it was first on
         self.phones = SeenKeys()  # phone → the first external id with it
         self.shared: dict[str, set[str]] = {}  # phone → external ids sharing it
         self.placed: list[int] = []  # members the rules may place (no tier in the file)
@@ -132,14 +131,7 @@ class MembersImport:
                 row.error("tags", _("“%(code)s” is not a tag code") % {"code": code})
 
     def check(self, rows: list[Row]) -> tuple[dict[int, str], Any]:
-        keys = [
-            (row.values["external_id"], row.number) for row in rows if "external_id" in row.values
-        ]
-        twice = self.seen.first_rows(keys)
         for row in rows:
-            first = twice.get(row.values.get("external_id"), row.number)
-            if first != row.number:
-                row.error("external_id", _("also on row %(row)d") % {"row": first})
             self._row_problems(row)
         valid = [row for row in rows if not row.errors]
         ids = [row.values["external_id"] for row in valid]

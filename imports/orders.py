@@ -19,7 +19,6 @@ from . import values
 from .columns import Column, Columns, Row
 from .members import _external_id
 from .runner import CREATE, UNCHANGED, UPDATE
-from .seen import SeenKeys
 from .summary import programme_summary
 from .tiers import tiers_from_rules
 
@@ -65,7 +64,6 @@ class OrdersImport:
         self.start()
 
     def start(self) -> None:
-        self.seen = SeenKeys()
         self.members: set[int] = set()  # every member of the file: totals recomputed
 
     def _row_problems(self, row: Row) -> None:
@@ -85,14 +83,7 @@ class OrdersImport:
                 )
 
     def check(self, rows: list[Row]) -> tuple[dict[int, str], Any]:
-        keys = [
-            (row.values["external_id"], row.number) for row in rows if "external_id" in row.values
-        ]
-        twice = self.seen.first_rows(keys)
         for row in rows:
-            first = twice.get(row.values.get("external_id"), row.number)
-            if first != row.number:
-                row.error("external_id", _("also on row %(row)d") % {"row": first})
             self._row_problems(row)
         candidates = [row for row in rows if not row.errors]
         members = member_ids_by_external_id({row.values["member"] for row in candidates})

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from .columns import Columns, Row
 from .files import open_table
+from .seen import SeenKeys
 
 BATCH = 2_000
 MAX_LISTED = 1_000  # problems and duplicates listed in a report; all are counted
@@ -133,8 +134,10 @@ def _pass(importer, path, report, ignore_columns, progress, *, write, rejected=N
     table = open_table(path)
     positions = importer.columns.positions(table.header, ignore_unknown=ignore_columns)
     importer.start()
+    seen = SeenKeys()  # each external id, and the row it was first on
     phase = _("importing") if write else _("checking")
     for rows in _batches(table.rows, importer.columns, positions):
+        _repeated_ids(rows, seen)
         outcomes, plan = importer.check(rows)
         for row in rows:
             report.rows += 1
@@ -156,6 +159,16 @@ def _pass(importer, path, report, ignore_columns, progress, *, write, rejected=N
         if progress:
             progress(phase, table.position(), table.size)
     report.duplicates = importer.duplicates()[:MAX_LISTED]
+
+
+def _repeated_ids(rows: list[Row], seen: SeenKeys) -> None:
+    """The same external id on a later row is a problem of that row."""
+    keys = [(row.values["external_id"], row.number) for row in rows if "external_id" in row.values]
+    firsts = seen.first_rows(keys)
+    for row in rows:
+        first = firsts.get(row.values.get("external_id"), row.number)
+        if first != row.number:
+            row.error("external_id", _("also on row %(row)d") % {"row": first})
 
 
 def _batches(rows: Iterator, columns: Columns, positions: dict[str, int]) -> Iterator[list[Row]]:

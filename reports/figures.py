@@ -5,7 +5,7 @@ partial buckets at a period's ends). So a report is exact whenever it is read, a
 when the roll-up is recent; before the first roll-up everything is counted raw."""
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, timedelta
 
 from django.db.models import Case, CharField, Count, Sum, Value, When
@@ -119,6 +119,38 @@ def rule_figures(period: Period) -> dict:
     return _by_bucket(period, lambda changes: changes.firing_days, stored, recount.rule_figures)
 
 
+def _kept_daily(
+    period: Period,
+    dirty_days: Callable[[Changes], set[date]],
+    kept: Callable[[set[date], date], Iterable[tuple[date, Counter]]],
+    live: Callable[[Period], dict[date, Counter]],
+) -> tuple[Counter, dict[date, Counter]] | None:
+    """Figures kept per day that add up (tier deltas, the ledger's movements): summed over
+    the days before the period, and over each of its buckets; read from the roll-up for
+    the days nothing recorded since touches (`kept`: those up to a day, but the dirty
+    ones), and counted raw (`live`, by day) for the rest. None: no roll-up yet, or too
+    many stretches changed since."""
+    mark = rollup_mark()
+    if mark is None:
+        return None
+    dirty = {day for day in dirty_days(Changes(mark)) if day <= period.end}
+    stretches = whole_buckets(dirty, Interval.DAY)
+    if len(stretches) > LIVE_STRETCHES_LIMIT:
+        return None
+    before: Counter = Counter()
+    inside: dict[date, Counter] = defaultdict(Counter)
+
+    def add(day: date, figures: Counter) -> None:
+        (before if day < period.start else inside[period.bucket_of(day)]).update(figures)
+
+    for day, figures in kept(dirty, period.end):
+        add(day, figures)
+    for stretch in stretches:
+        for day, figures in live(stretch).items():
+            add(day, figures)
+    return before, inside
+
+
 POINTS_MOVES = ("issued", "redeemed", "expired", "reversed")
 
 
@@ -126,79 +158,52 @@ def points_movements(period: Period) -> tuple[int, dict[date, dict[str, int]]]:
     """All members' points balances summed at the period's start, and the ledger's
     movements in each of its buckets (benefits' points_ledger_total and
     points_movements_by_bucket)."""
-    mark = rollup_mark()
-    if mark is not None:
-        dirty = {day for day in Changes(mark).points_days if day <= period.end}
-        stretches = whole_buckets(dirty, Interval.DAY)
-        if len(stretches) <= LIVE_STRETCHES_LIMIT:
-            return _points_movements_stored(period, dirty, stretches)
-    opening = benefit_selectors.points_ledger_total(before=period.since)
-    moves = benefit_selectors.points_movements_by_bucket(
-        since=period.since, until=period.until, interval=period.interval
-    )
-    return opening, moves
 
+    def kept(dirty: set[date], end: date) -> Iterator[tuple[date, Counter]]:
+        days = PointsDay.objects.exclude(day__in=dirty).filter(day__lte=end)
+        for row in days.values("day", *POINTS_MOVES):
+            yield row.pop("day"), Counter(row)
 
-def _points_movements_stored(
-    period: Period, dirty: set[date], stretches: list[Period]
-) -> tuple[int, dict[date, dict[str, int]]]:
-    # Days add up: the balance at the start is every earlier day's net movement.
-    clean = PointsDay.objects.exclude(day__in=dirty)
-    net = Sum("issued") - Sum("redeemed") - Sum("expired") - Sum("reversed")
-    opening = clean.filter(day__lt=period.start).aggregate(net=net)["net"] or 0
-    moves: dict[date, Counter] = defaultdict(Counter)
-    inside = clean.filter(day__gte=period.start, day__lte=period.end)
-    for row in inside.values("day", *POINTS_MOVES):
-        moves[period.bucket_of(row.pop("day"))].update(row)
-    for stretch in stretches:
+    def live(stretch: Period) -> dict[date, Counter]:
         daily = benefit_selectors.points_movements_by_bucket(
             since=stretch.since, until=stretch.until, interval=Interval.DAY
         )
-        for day, figures in daily.items():
-            if day < period.start:
-                opening += figures["issued"] - sum(figures[name] for name in POINTS_MOVES[1:])
-            else:
-                moves[period.bucket_of(day)].update(figures)
-    by_bucket = {bucket: {name: m[name] for name in POINTS_MOVES} for bucket, m in moves.items()}
-    return opening, by_bucket
+        return {day: Counter(figures) for day, figures in daily.items()}
+
+    found = _kept_daily(period, lambda changes: changes.points_days, kept, live)
+    if found is None:
+        opening = benefit_selectors.points_ledger_total(before=period.since)
+        moves = benefit_selectors.points_movements_by_bucket(
+            since=period.since, until=period.until, interval=period.interval
+        )
+        return opening, moves
+    before, inside = found
+    # Days add up: the balance at the start is every earlier day's net movement.
+    opening = before["issued"] - sum(before[name] for name in POINTS_MOVES[1:])
+    return opening, {b: {name: m[name] for name in POINTS_MOVES} for b, m in inside.items()}
 
 
 def tier_counts(period: Period) -> tuple[Counter, dict[date, Counter]]:
     """The members on each tier (by id) at the period's start, and how that changed in
     each of its buckets (members_selectors.tier_counts_at and tier_count_deltas)."""
-    mark = rollup_mark()
-    if mark is not None:
-        dirty = {day for day in Changes(mark).tier_days if day <= period.end}
-        stretches = whole_buckets(dirty, Interval.DAY)
-        if len(stretches) <= LIVE_STRETCHES_LIMIT:
-            return _tier_counts_stored(period, dirty, stretches)
+
+    def kept(dirty: set[date], end: date) -> Iterator[tuple[date, Counter]]:
+        deltas = TierDelta.objects.exclude(day__in=dirty).filter(day__lte=end)
+        for day, tier_id, members in deltas.values_list("day", "tier_id", "members"):
+            yield day, Counter({tier_id: members})
+
+    def live(stretch: Period) -> dict[date, Counter]:
+        return member_selectors.tier_count_deltas(
+            since=stretch.since, until=stretch.until, interval=Interval.DAY
+        )
+
+    found = _kept_daily(period, lambda changes: changes.tier_days, kept, live)
+    if found is not None:
+        return found  # a day's deltas add up: the counts at the start are the earlier days'
     at_start = member_selectors.tier_counts_at(moment=period.since)
     deltas = member_selectors.tier_count_deltas(
         since=period.since, until=period.until, interval=period.interval
     )
-    return at_start, deltas
-
-
-def _tier_counts_stored(
-    period: Period, dirty: set[date], stretches: list[Period]
-) -> tuple[Counter, dict[date, Counter]]:
-    # A day's deltas add up, so the counts at the start are every earlier day's deltas.
-    clean = TierDelta.objects.exclude(day__in=dirty)
-    before = clean.filter(day__lt=period.start).values("tier_id").annotate(total=Sum("members"))
-    at_start = Counter({row["tier_id"]: row["total"] for row in before})
-    deltas: dict[date, Counter] = defaultdict(Counter)
-    inside = clean.filter(day__gte=period.start, day__lte=period.end)
-    for day, tier_id, members in inside.values_list("day", "tier_id", "members"):
-        deltas[period.bucket_of(day)][tier_id] += members
-    for stretch in stretches:
-        daily = member_selectors.tier_count_deltas(
-            since=stretch.since, until=stretch.until, interval=Interval.DAY
-        )
-        for day, counts in daily.items():
-            if day < period.start:
-                at_start.update(counts)
-            else:
-                deltas[period.bucket_of(day)].update(counts)
     return at_start, deltas
 
 
