@@ -9,5 +9,6 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         from . import (  # noqa: F401  (registering)
             checks,  # the deployment's start-up checks
+            lookups,  # __any_of
             schema,  # the API key's OpenAPI scheme
         )
