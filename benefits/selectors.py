@@ -39,6 +39,33 @@ def points_balance(
     )
 
 
+def balances_now(member_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """(points they can spend, growth points) of each member that has any, now."""
+    now, found = timezone.now(), {}
+    points = (
+        PointsEntry.objects.filter(member_id__any_of=member_ids)
+        .order_by()
+        .values("member_id")
+        .annotate(
+            total=Sum("points"),
+            used=Sum("points", filter=Q(points__lt=0)),
+            lapsed=Sum("points", filter=Q(points__gt=0, expires_at__lte=now)),
+        )
+    )
+    for row in points:
+        found[row["member_id"]] = points_available(
+            total=row["total"] or 0, used=-(row["used"] or 0), lapsed=row["lapsed"] or 0
+        )
+    growth = dict(
+        GrowthEntry.objects.filter(member_id__any_of=member_ids)
+        .order_by()
+        .values("member_id")
+        .annotate(total=Sum("points"))
+        .values_list("member_id", "total")
+    )
+    return {m: (found.get(m, 0), growth.get(m, 0)) for m in set(found) | set(growth)}
+
+
 def growth_balance(*, member_id: int) -> int:
     entries = GrowthEntry.objects.filter(member_id=member_id)
     return entries.aggregate(total=Sum("points"))["total"] or 0

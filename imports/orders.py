@@ -18,7 +18,7 @@ from orders.models import EARLIEST_PLACED_AT, FUTURE_TOLERANCE, Order, Refund
 from . import values
 from .columns import Column, Columns, Row
 from .members import _external_id
-from .runner import CREATE, UNCHANGED, UPDATE
+from .runner import CREATE, UNCHANGED, UPDATE, Beat
 from .summary import programme_summary
 from .tiers import tiers_from_rules
 
@@ -61,6 +61,7 @@ class OrdersImport:
     def __init__(self, *, tiers_from_rules: bool = False) -> None:
         self.place_by_rules = tiers_from_rules
         self.now = timezone.now()
+        self.set_aside: list[str] = []  # the orders' indexes to build again
         self.start()
 
     def start(self) -> None:
@@ -87,12 +88,18 @@ class OrdersImport:
             self._row_problems(row)
         candidates = [row for row in rows if not row.errors]
         members = member_ids_by_external_id({row.values["member"] for row in candidates})
-        recorded = {
-            external_id: (rest[:4], rest[4], rest[5])
-            for external_id, *rest in Order.objects.filter(
-                external_id__in=[row.values["external_id"] for row in candidates]
-            ).values_list("external_id", *SAME, "refunded_amount", "seq")
-        }
+        # In a first load only the file's rows are recorded, and a repeated id is a
+        # problem of its own (runner._repeated_ids): no row can find one.
+        recorded = (
+            {}
+            if self.set_aside
+            else {
+                external_id: (rest[:4], rest[4], rest[5])
+                for external_id, *rest in Order.objects.filter(
+                    external_id__any_of=[row.values["external_id"] for row in candidates]
+                ).values_list("external_id", *SAME, "refunded_amount", "seq")
+            }
+        )
         outcomes, plan = {}, []
         for row in candidates:
             v = row.values
@@ -143,6 +150,10 @@ class OrdersImport:
     def duplicates(self) -> list[str]:
         return []
 
+    def begin(self, *, one_transaction: bool) -> None:
+        if one_transaction:
+            self.set_aside = bulk.orders_indexes_set_aside()
+
     def write(self, plan) -> None:
         orders, refunds = [], []
         for external_id, (
@@ -152,16 +163,9 @@ class OrdersImport:
             placed_at,
         ), member, refunded, at, already in plan:
             if already is None:
-                order = Order(
-                    external_id=external_id,
-                    member_id=member_id,
-                    amount=amount,
-                    currency=currency,
-                    placed_at=placed_at,
-                    seq=0,
+                orders.append(
+                    bulk.HistoricOrder(external_id, member_id, member, amount, currency, placed_at)
                 )
-                order.payload_hash = bulk.order_fingerprint(order, member)
-                orders.append(order)
             if refunded > (already or 0):
                 refund = Refund(
                     external_id=refund_external_id(external_id, refunded),
@@ -174,11 +178,15 @@ class OrdersImport:
                 refunds.append((external_id, refund))
         bulk.orders_record_silently(orders, refunds)
 
-    def finish(self) -> list[str]:
-        recomputed = bulk.members_totals_recompute(self.members)
+    def finish(self, beat: Beat) -> list[str]:
+        bulk.orders_indexes_rebuild(self.set_aside)  # first: the totals read by member
+        # After a first load the file's members are exactly those with orders.
+        recomputed = bulk.members_totals_recompute(
+            None if self.set_aside else self.members, progress=beat
+        )
         lines = [_("Totals recomputed for %(members)d members.") % {"members": recomputed}]
         if self.place_by_rules:
-            moved = tiers_from_rules(sorted(self.members))
+            moved = tiers_from_rules(sorted(self.members), progress=beat)
             lines.append(
                 _("Tiers from the upgrade rules: %(moved)d members moved up.") % {"moved": moved}
             )

@@ -23,6 +23,7 @@ BATCH = 2_000
 MAX_LISTED = 1_000  # problems and duplicates listed in a report; all are counted
 
 Progress = Callable[[str, int, int], None]  # (phase, bytes read, file size)
+Beat = Callable[[int, int], None]  # (done, total) of the work after the rows
 
 CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
 
@@ -41,10 +42,14 @@ class Importer(Protocol):
     def duplicates(self) -> list[str]:
         """Possible duplicates seen so far, one line each."""
 
+    def begin(self, *, one_transaction: bool) -> None:
+        """Before a run that writes: all of it in one transaction, or a batch each."""
+
     def write(self, plan: Any) -> None: ...
 
-    def finish(self) -> list[str]:
-        """Work after every batch is written; the summary's lines."""
+    def finish(self, beat: Beat) -> list[str]:
+        """Work after every batch is written, calling beat(done, total) as it goes (a
+        running job's sign of life); the summary's lines."""
 
 
 @dataclass
@@ -111,20 +116,31 @@ def import_run(
         return report
     if skip_invalid:
         rejected_path = Path(path).with_name(Path(path).stem + ".rejected.csv")
+        importer.begin(one_transaction=False)
         with _RejectedFile(rejected_path) as rejected:
             _pass(importer, path, report, ignore_columns, progress, write=True, rejected=rejected)
         report.rejected_file = str(rejected_path) if report.rejected else ""
         report.written = True
-        report.summary = importer.finish()
+        report.summary = importer.finish(_beat(progress))
         return report
     with transaction.atomic():
+        importer.begin(one_transaction=True)
         _pass(importer, path, report, ignore_columns, progress, write=True)
         if report.rejected:
             transaction.set_rollback(True)
             return report
-        report.summary = importer.finish()
+        report.summary = importer.finish(_beat(progress))
         report.written = True
     return report
+
+
+def _beat(progress: Progress | None) -> Beat:
+    phase = _("finishing")
+    return (lambda done, total: progress(phase, done, total)) if progress else _quiet
+
+
+def _quiet(done: int, total: int) -> None:
+    pass
 
 
 def _pass(importer, path, report, ignore_columns, progress, *, write, rejected=None) -> None:

@@ -32,6 +32,8 @@ def text(cell: Cell) -> str | None:
     trimmed; None when empty."""
     if cell is None:
         return None
+    if isinstance(cell, str) and cell.isascii():
+        return cell.strip() or None  # NFKC changes nothing in ASCII, and costs
     if isinstance(cell, float) and cell.is_integer():
         cell = int(cell)  # a code typed as a number: 1001, not 1001.0
     value = unicodedata.normalize("NFKC", str(cell)).strip()
@@ -67,7 +69,15 @@ def decimal(cell: Cell) -> Decimal | None:
         raise ValueError(_("“%(value)s” is not an amount") % {"value": value}) from None
 
 
+PLAIN_AMOUNT = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,2})?")  # 1234.50: nothing to check
+CENT = Decimal("0.01")
+
+
 def money_amount(cell: Cell, *, allow_zero: bool = True) -> Decimal | None:
+    if isinstance(cell, str) and PLAIN_AMOUNT.fullmatch(cell):
+        value = Decimal(cell).quantize(CENT)
+        if value or allow_zero:
+            return value
     value = decimal(cell)
     if value is None:
         return None
@@ -75,11 +85,11 @@ def money_amount(cell: Cell, *, allow_zero: bool = True) -> Decimal | None:
         raise ValueError(_("must be a positive amount"))
     if value == 0 and not allow_zero:
         raise ValueError(_("must be more than 0"))
-    if value != value.quantize(Decimal("0.01")):
+    if value != value.quantize(CENT):
         raise ValueError(_("has more than 2 decimal places"))
     if value >= Decimal("1e12"):
         raise ValueError(_("is too large"))
-    return value.quantize(Decimal("0.01"))
+    return value.quantize(CENT)
 
 
 def whole_number(cell: Cell, *, minimum: int = 0, maximum: int = 2_000_000_000) -> int | None:
@@ -107,6 +117,13 @@ def boolean(cell: Cell) -> bool | None:
 
 
 def _excel_serial(number: float) -> datetime:
+    """A number in a date column: Excel's serial day (45296.5), or YYYYMMDD typed into a
+    numeric cell (20240105; no serial day is that large)."""
+    if number.is_integer() and 10_000_000 <= number <= 99_991_231:
+        try:
+            return datetime.strptime(str(int(number)), "%Y%m%d")
+        except ValueError:
+            raise ValueError(_("“%(value)s” is not a date") % {"value": int(number)}) from None
     if not 1 <= number < 2958466:  # 1900-01-01 .. 9999-12-31
         raise ValueError(_("“%(value)s” is not a date") % {"value": number})
     return EXCEL_EPOCH + timedelta(seconds=round(number * 86400))  # to the second
@@ -146,8 +163,8 @@ def moment(cell: Cell) -> datetime | None:
         if value is None:
             return None
         found = _parse_moment(value)
-    if timezone.is_naive(found):
-        found = timezone.make_aware(found)
+    if found.utcoffset() is None:
+        found = found.replace(tzinfo=timezone.get_default_timezone())
     return found
 
 

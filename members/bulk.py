@@ -5,24 +5,78 @@ joining counts as evaluated), and each call is one statement per kind of write."
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
+from core.copy import rows_insert
+
 from .models import Member, Tag, Tier, TierChange, TierChangeCause
+from .selectors import member_ids_by_external_id
 
 IMPORT_REASON = "import"
 
 
+Placement = tuple[Tier, datetime, datetime | None, str]  # tier, since, until, reason
+
+
+# What members_create_silently sets on each new member besides its details.
+CREATED = ["event_seq", "evaluated_seq", "pending_since", "created_at", "updated_at"]
+PLACED = ["tier_id", "tier_since", "tier_period_start", "tier_expires_at"]
+
+
 @transaction.atomic
-def members_create_silently(members: list[Member]) -> list[Member]:
-    """Insert new members whose joining the rules are not to see: event 1 is theirs and
-    already evaluated. Returns them with their ids."""
+def members_create_silently(
+    details: list[dict[str, Any]], placements: list[Placement | None]
+) -> dict[str, int]:
+    """Insert new members, each given by its fields' values (external_id among them),
+    whose joining the rules are not to see: event 1 is theirs and already evaluated;
+    each placed on its tier (as members_tier_imported, in the same insert) where its
+    placement gives one. Returns their ids by external id."""
+    if not details:
+        return {}
     now = timezone.now()
-    for member in members:
-        member.event_seq, member.evaluated_seq, member.pending_since = 1, 1, None
-        member.created_at = member.updated_at = now
-    return Member.objects.bulk_create(members)
+    fields = sorted({name for values in details for name in values})
+    # A field one member has and another has not: the other's is the field's default.
+    defaults = [Member._meta.get_field(name).get_default() for name in fields]
+    rows = []
+    for values, placement in zip(details, placements, strict=True):
+        tier = _placed(*placement[:3]) if placement is not None else (None, None, None, None)
+        given = [values.get(name, default) for name, default in zip(fields, defaults, strict=True)]
+        rows.append([*given, 1, 1, None, now, now, *tier])
+    rows_insert(Member, [*fields, *CREATED, *PLACED], rows)
+    ids = member_ids_by_external_id([values["external_id"] for values in details])
+    _history_record(
+        [
+            (ids[values["external_id"]], None, tier.pk, since, reason)
+            for values, placement in zip(details, placements, strict=True)
+            if placement is not None
+            for tier, since, _until, reason in [placement]
+        ]
+    )
+    return ids
+
+
+def _placed(tier: Tier, since: datetime, until: datetime | None) -> tuple:
+    """A member's tier_id, tier_since, tier_period_start and tier_expires_at."""
+    return (tier.pk, since, since, until if until is not None else tier.expiry_from(since))
+
+
+def _place(member: Member, tier: Tier, since: datetime, until: datetime | None) -> None:
+    member.tier = tier
+    _id, member.tier_since, member.tier_period_start, member.tier_expires_at = _placed(
+        tier, since, until
+    )
+
+
+def _history_record(changes: list[tuple[int, int | None, int, datetime, str]]) -> None:
+    """Tier changes of cause "import": (member, from tier, to tier, at, reason) ids."""
+    rows_insert(
+        TierChange,
+        ["member_id", "from_tier_id", "to_tier_id", "created_at", "reason", "cause", "seq"],
+        [(*change[:4], change[4], TierChangeCause.IMPORT, 0) for change in changes],
+    )
 
 
 @transaction.atomic
@@ -41,22 +95,11 @@ def members_tier_imported(
     """Put each member on a tier since a moment, until an end (None: the tier's own
     validity from that moment), as an import did: a tier change of cause "import" in
     the history, outside the journal (no tier_changed rule fires)."""
-    history = []
+    _history_record(
+        [(member.pk, member.tier_id, tier.pk, since, reason) for member, tier, since, _ in changes]
+    )
     for member, tier, since, until in changes:
-        history.append(
-            TierChange(
-                member=member,
-                from_tier_id=member.tier_id,
-                to_tier=tier,
-                reason=reason,
-                cause=TierChangeCause.IMPORT,
-                created_at=since,
-                seq=0,
-            )
-        )
-        member.tier, member.tier_since, member.tier_period_start = tier, since, since
-        member.tier_expires_at = until if until is not None else tier.expiry_from(since)
-    TierChange.objects.bulk_create(history)
+        _place(member, tier, since, until)
     # One UPDATE per set of values (an import's members mostly share them) rather than
     # bulk_update's CASE over every member, which costs a millisecond a member.
     by_values: dict[tuple, list[int]] = defaultdict(list)
@@ -65,7 +108,7 @@ def members_tier_imported(
         by_values[values].append(member.pk)
     now = timezone.now()
     for (tier_id, since, until), member_ids in by_values.items():
-        Member.objects.filter(pk__in=member_ids).update(
+        Member.objects.filter(pk__any_of=member_ids).update(
             tier_id=tier_id,
             tier_since=since,
             tier_period_start=since,
@@ -90,7 +133,7 @@ def tags_ensure(codes: Iterable[str]) -> dict[str, int]:
 def members_tags_set(tags: dict[int, set[int]]) -> None:
     """Give each member (by id) exactly these tags (by id)."""
     through = Member.tags.through
-    through.objects.filter(member_id__in=list(tags)).delete()
-    through.objects.bulk_create(
-        [through(member_id=member, tag_id=tag) for member, ids in tags.items() for tag in ids]
+    through.objects.filter(member_id__any_of=list(tags)).delete()
+    rows_insert(
+        through, ["member_id", "tag_id"], [(m, tag) for m, ids in tags.items() for tag in ids]
     )

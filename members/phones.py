@@ -3,6 +3,7 @@ opt-out lookup and the providers all go through phone_normalised, by way of Phon
 which stores and looks numbers up normalised whatever form they were given in."""
 
 import functools
+import re
 import unicodedata
 
 import phonenumbers
@@ -13,6 +14,8 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 SEPARATORS = str.maketrans("", "", " -().")
+# A mainland mobile number; not 179xx, which phonenumbers reads as a dialling prefix.
+CHINA_MOBILE = re.compile(r"(?:\+86)?1(?:[3-68-9][0-9]|7[0-8])[0-9]{8}")
 
 phone_validator = RegexValidator(
     r"^\+[1-9][0-9]{5,14}$",
@@ -38,6 +41,8 @@ def _normalised(value: str, country: int) -> str:
     text = unicodedata.normalize("NFKC", value).strip().translate(SEPARATORS)
     if text.startswith("00"):
         text = "+" + text[2:]
+    if country == 86 and CHINA_MOBILE.fullmatch(text):
+        return "+86" + text[-11:]  # what phonenumbers gives, a hundred times faster
     try:
         number = phonenumbers.parse(text, phonenumbers.region_code_for_country_code(country))
     except phonenumbers.NumberParseException:

@@ -240,7 +240,7 @@ def member_first_joined() -> datetime | None:
 def member_tag_codes(member_ids: list[int]) -> dict[int, set[str]]:
     """The codes of each member's tags, for the members that have any."""
     found: dict[int, set[str]] = {}
-    through = Member.tags.through.objects.filter(member_id__in=member_ids)
+    through = Member.tags.through.objects.filter(member_id__any_of=member_ids)
     for member_id, code in through.values_list("member_id", "tag__code"):
         found.setdefault(member_id, set()).add(code)
     return found
@@ -259,9 +259,8 @@ def members_per_tier() -> list[tuple[str | None, int]]:
 
 
 def member_ids_by_external_id(external_ids: Iterable[str]) -> dict[str, int]:
-    return dict(
-        Member.objects.filter(external_id__in=list(external_ids)).values_list("external_id", "pk")
-    )
+    members = Member.objects.filter(external_id__any_of=list(external_ids))
+    return dict(members.values_list("external_id", "pk"))
 
 
 def member_ids_with_tier_change(member_ids: list[int], *, cause: str, reason: str) -> set[int]:

@@ -116,7 +116,7 @@ def notification_statuses_by_bucket(
 def consents_of_members(member_ids: list[int]) -> dict[tuple[int, str], bool]:
     """The latest choice of each member on each channel they made one on."""
     latest: dict[tuple[int, str], bool] = {}
-    rows = Consent.objects.filter(member_id__in=member_ids).order_by("recorded_at", "id")
+    rows = Consent.objects.filter(member_id__any_of=member_ids).order_by("recorded_at", "id")
     for member_id, channel, granted in rows.values_list("member_id", "channel", "granted"):
         latest[member_id, channel] = granted
     return latest

@@ -10,6 +10,8 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from core.copy import rows_insert
+
 from ..models import GrowthEntry, PointsEntry
 
 REASON = "opening balance (import)"
@@ -21,7 +23,7 @@ def opening_balances(member_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
     found: dict[int, list[int]] = {}
     for index, ledger in enumerate((PointsEntry, GrowthEntry)):
         rows = (
-            ledger.objects.filter(member_id__in=ids, kind=ledger.Kind.OPENING)
+            ledger.objects.filter(member_id__any_of=ids, kind=ledger.Kind.OPENING)
             .values("member_id")
             .annotate(total=Sum("points"))
             .order_by()
@@ -42,26 +44,17 @@ def opening_balances_record(
     """Entries of (member id, points, expiry) and (member id, growth points), dated `at`
     (default now): the differences between the balances brought now and before."""
     at = at or timezone.now()
-    PointsEntry.objects.bulk_create(
-        PointsEntry(
-            member_id=member_id,
-            kind=PointsEntry.Kind.OPENING,
-            points=amount,
-            reason=REASON,
-            expires_at=expires_at,
-            created_at=at,
-        )
-        for member_id, amount, expires_at in points
-        if amount
+    rows_insert(
+        PointsEntry,
+        ["member_id", "kind", "points", "reason", "expires_at", "created_at"],
+        [
+            (member_id, PointsEntry.Kind.OPENING, amount, REASON, expires_at, at)
+            for member_id, amount, expires_at in points
+            if amount
+        ],
     )
-    GrowthEntry.objects.bulk_create(
-        GrowthEntry(
-            member_id=member_id,
-            kind=GrowthEntry.Kind.OPENING,
-            points=amount,
-            reason=REASON,
-            created_at=at,
-        )
-        for member_id, amount in growth
-        if amount
+    rows_insert(
+        GrowthEntry,
+        ["member_id", "kind", "points", "reason", "created_at"],
+        [(m, GrowthEntry.Kind.OPENING, amount, REASON, at) for m, amount in growth if amount],
     )

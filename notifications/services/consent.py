@@ -5,6 +5,7 @@ without it."""
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from core.copy import rows_insert
 from members.models import Member
 
 from ..models import Channel, Consent
@@ -35,7 +36,8 @@ def consent_opt_out(
 def consents_record_many(choices: list[tuple[int, str, bool]], *, source: str) -> None:
     """Record many members' choices at once, as (member id, channel, granted): an import
     of the consents a business collected before."""
-    Consent.objects.bulk_create(
-        Consent(member_id=member_id, channel=channel, granted=granted, source=source)
-        for member_id, channel, granted in choices
+    rows_insert(
+        Consent,
+        ["member_id", "channel", "granted", "source"],
+        [(member_id, channel, granted, source) for member_id, channel, granted in choices],
     )

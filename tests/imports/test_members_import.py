@@ -227,3 +227,24 @@ def test_numeric_ids_sharing_a_phone_across_batches(tmp_path, monkeypatch):
     )
     out = run(path, "--dry-run")
     assert "phone 138****8000: 1001, 1003" in out
+
+
+def test_a_lower_opening_balance_never_leaves_a_member_below_zero(tmp_path):
+    from benefits.services.points import points_redeem
+
+    run(write(tmp_path / "m.csv", "external_id,points,growth_points", "M1,1000,50"))
+    points_redeem(member_external_id="M1", points=800, idempotency_key="spend-1")
+    lower = write(tmp_path / "lower.csv", "external_id,points,growth_points", "M1,300,60")
+    with pytest.raises(CommandError, match="1 rows have problems"):
+        out = StringIO()
+        call_command("import_members", lower, "--dry-run", stdout=out, stderr=StringIO())
+    assert "row 2, points: the member has 200 now: taking 700 off leaves less than 0" in (
+        out.getvalue()
+    )
+    member = Member.objects.get(external_id="M1")
+    assert points_balance(member_id=member.pk) == 200
+
+    # Lowered by less than is left: taken off.
+    run(write(tmp_path / "less.csv", "external_id,points,growth_points", "M1,900,10"))
+    assert points_balance(member_id=member.pk) == 100
+    assert growth_balance(member_id=member.pk) == 10

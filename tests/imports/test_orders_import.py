@@ -188,3 +188,27 @@ def test_a_long_order_id_refunded_and_a_live_order_refused(members, tmp_path, ap
         call_command("import_orders", path, stdout=out, stderr=StringIO())
     assert "the order was recorded through the API" in out.getvalue()
     assert Order.objects.get(external_id="LIVE-9").refunded_amount == 0
+
+
+@pytest.mark.parametrize("skip_invalid", [False, True])
+def test_the_work_after_the_rows_shows_its_progress(members, tmp_path, monkeypatch, skip_invalid):
+    """A running job's sign of life: the totals recomputed beat too, not only the file."""
+    from imports.orders import OrdersImport
+
+    lines = [f"O{n},M{1 + n % 2},10.00,,2025-01-{1 + n:02d},," for n in range(5)]
+    path = write(tmp_path / "orders.csv", HEADER, *lines)
+    monkeypatch.setattr(bulk, "TOTALS_CHUNK", 1)
+    seen = []
+    report = runner.import_run(
+        OrdersImport(),
+        path,
+        skip_invalid=skip_invalid,
+        progress=lambda phase, done, total: seen.append((phase, done, total)),
+    )
+    assert report.written and report.created == 5
+    finishing = [(done, total) for phase, done, total in seen if phase == "finishing"]
+    if skip_invalid or bulk.connection.vendor != "postgresql":
+        assert finishing == [(1, 2), (2, 2)]  # a beat per chunk of members
+    else:
+        assert finishing == []  # a first load: every member's totals in one statement
+    assert Member.objects.get(external_id="M1").order_count == 3

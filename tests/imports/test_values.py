@@ -77,6 +77,11 @@ def test_dates_and_times():
     assert values.day("1990年5月1日") == date(1990, 5, 1)
     assert values.day(datetime(1990, 5, 1, 0, 0)) == date(1990, 5, 1)  # an Excel date cell
     assert values.day(32994) == date(1990, 5, 1)  # its serial number
+    # YYYYMMDD typed into a numeric cell is that day, not a serial number.
+    assert values.day(20240105) == date(2024, 1, 5)
+    assert values.moment(20240105.0) == datetime(2024, 1, 5, tzinfo=SHANGHAI)
+    with pytest.raises(ValueError, match="“20241305” is not a date"):
+        values.day(20241305)
     # A serial date-time, rounded to the second (45000.588194444 is 14:07:00).
     assert values.moment(45000.588194444) == datetime(2023, 3, 15, 14, 7, tzinfo=SHANGHAI)
     assert values.moment("2025-03-02") == datetime(2025, 3, 2, tzinfo=SHANGHAI)

@@ -109,3 +109,29 @@ def test_other_digits_are_not_a_phone_number(api, phone):
     response = api.order(member={"external_id": "M-1", "phone": phone})
     assert response.status_code == 400
     assert response.json()["errors"][0]["attr"] == "member.phone"
+
+
+def test_the_quick_way_for_mainland_mobiles_gives_what_phonenumbers_gives():
+    import random
+
+    import phonenumbers
+
+    from members.phones import CHINA_MOBILE, _normalised
+
+    def by_phonenumbers(text: str) -> str:
+        number = phonenumbers.parse(text, "CN")
+        if not phonenumbers.is_possible_number(number):
+            return text
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+    rng, quick = random.Random(5), 0
+    for _ in range(5000):
+        digits = "1" + "".join(rng.choice("0123456789") for _ in range(10))
+        for text in (digits, "+86" + digits, "179" + digits[3:]):
+            if CHINA_MOBILE.fullmatch(text):
+                quick += 1
+                assert _normalised(text, 86) == by_phonenumbers(text), text
+    assert quick > 3000
+    # 17901… is a dialling prefix phonenumbers strips, so it is left to phonenumbers.
+    assert not CHINA_MOBILE.fullmatch("17901005581")
+    assert _normalised("17901005581", 86) == by_phonenumbers("17901005581")
