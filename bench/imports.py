@@ -75,7 +75,7 @@ def main() -> None:
         members_path, orders_path = write_files(Path(folder), args.members, args.orders)
         for name, importer, path in (
             ("members", MembersImport(), members_path),
-            ("orders", OrdersImport(), orders_path),
+            ("orders", OrdersImport(first_load=True), orders_path),
         ):
             say(f"Importing {name} ({path.stat().st_size / 1e6:.0f} MB)…")
             started = time.perf_counter()

@@ -6,7 +6,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from .files import FileError
-from .runner import import_run
+from .runner import ImportRefused, import_run
 
 BAR = 30
 
@@ -36,8 +36,11 @@ class ImportCommand(BaseCommand):
             "give where the upgrade rules would (default: file)",
         )
 
+    def importer_options(self, options: dict) -> dict:
+        return {"tiers_from_rules": options["tiers"] == "from-rules"}
+
     def handle(self, *args, **options) -> None:
-        importer = self.importer(tiers_from_rules=options["tiers"] == "from-rules")
+        importer = self.importer(**self.importer_options(options))
         self._last, self._phase = 0.0, ""
         try:
             report = import_run(
@@ -48,7 +51,7 @@ class ImportCommand(BaseCommand):
                 ignore_columns=options["ignore_columns"],
                 progress=self._progress,
             )
-        except FileError as exc:
+        except (FileError, ImportRefused) as exc:
             raise CommandError(str(exc)) from exc
         finally:
             if self._last:

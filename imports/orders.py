@@ -18,7 +18,7 @@ from orders.models import EARLIEST_PLACED_AT, FUTURE_TOLERANCE, Order, Refund
 from . import values
 from .columns import Column, Columns, Row
 from .members import _external_id
-from .runner import CREATE, UNCHANGED, UPDATE, Beat
+from .runner import CREATE, UNCHANGED, UPDATE, Beat, ImportRefused
 from .summary import programme_summary
 from .tiers import tiers_from_rules
 
@@ -58,8 +58,8 @@ class OrdersImport:
     kind = "orders"
     columns = COLUMNS
 
-    def __init__(self, *, tiers_from_rules: bool = False) -> None:
-        self.place_by_rules = tiers_from_rules
+    def __init__(self, *, tiers_from_rules: bool = False, first_load: bool = False) -> None:
+        self.place_by_rules, self.first_load = tiers_from_rules, first_load
         self.now = timezone.now()
         self.set_aside: list[str] = []  # the orders' indexes to build again
         self.start()
@@ -151,8 +151,14 @@ class OrdersImport:
         return []
 
     def begin(self, *, one_transaction: bool) -> None:
-        if one_transaction:
+        if not self.first_load:
+            return
+        if not one_transaction:
+            raise ImportRefused(_("A first load is one transaction: leave out --skip-invalid."))
+        try:
             self.set_aside = bulk.orders_indexes_set_aside()
+        except bulk.NotAFirstLoad as exc:
+            raise ImportRefused(str(exc)) from exc
 
     def write(self, plan) -> None:
         orders, refunds = [], []

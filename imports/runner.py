@@ -28,6 +28,10 @@ Beat = Callable[[int, int], None]  # (done, total) of the work after the rows
 CREATE, UPDATE, UNCHANGED = "create", "update", "unchanged"
 
 
+class ImportRefused(Exception):
+    """The import cannot run as asked (a first load into a database with orders)."""
+
+
 class Importer(Protocol):
     kind: str
     columns: Columns

@@ -10,9 +10,22 @@ from decimal import Decimal
 from json.encoder import encode_basestring
 from typing import NamedTuple
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, QuerySet, Subquery, Sum
+from django.db import IntegrityError, OperationalError, connection, transaction
+from django.db.models import (
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from core.copy import rows_insert
 from core.money import money
@@ -94,41 +107,62 @@ def _insert_orders(orders: list[HistoricOrder]) -> None:
         Order.objects.bulk_create(recorded, ignore_conflicts=True)
 
 
+class NotAFirstLoad(Exception):
+    pass
+
+
 def orders_indexes_set_aside() -> list[str]:
-    """For a first load (PostgreSQL, no order recorded yet), drop the orders' indexes
-    other than the primary key and the unique ones, and their foreign keys, and return
-    the statements that build them again (orders_indexes_rebuild): at ten million rows,
+    """For a first load (no order recorded yet), lock the orders, drop their indexes
+    other than the primary key and the unique ones, and their foreign key, and return the
+    statements that build them again (orders_indexes_rebuild): at ten million rows,
     keeping them up row by row costs four times the load, and checking each row's
     member one by one a minute more than checking them all at once. Within the import's
-    transaction, so a run rolled back or killed gets them back; the orders table is
-    locked until it ends (and the members table against writes), which before going
-    live nobody notices. Elsewhere, nothing is done: []."""
-    if connection.vendor != "postgresql" or Order.objects.exists():
-        return []
+    transaction, so a run rolled back or killed gets them back. Until it ends nobody
+    can read or write orders, nor members (dropping the key locks them too): before
+    going live. NotAFirstLoad if there are orders, or another transaction holds either
+    table for long. On a database other than PostgreSQL, nothing is done: []."""
     if not connection.in_atomic_block:
         raise RuntimeError("Set the orders' indexes aside only within the import's transaction.")
+    if connection.vendor != "postgresql":
+        if Order.objects.exists():
+            raise NotAFirstLoad(_("There are orders already: this is not a first load."))
+        return []
     table = connection.ops.quote_name(Order._meta.db_table)
     with connection.cursor() as cursor:
-        _checks_due_now(cursor)
-        cursor.execute(
-            "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-            "WHERE i.indrelid = %s::regclass AND NOT i.indisunique AND NOT i.indisprimary",
-            [Order._meta.db_table],
-        )
-        indexes = cursor.fetchall()
-        cursor.execute(
-            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
-            "WHERE conrelid = %s::regclass AND contype = 'f'",
-            [Order._meta.db_table],
-        )
-        keys = cursor.fetchall()
-        for name, _definition in indexes:
-            cursor.execute(f"DROP INDEX {name}")
-        for name, _definition in keys:
-            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {connection.ops.quote_name(name)}")
+        # Locked before looking, so no order can arrive between the look and the drop;
+        # and never waiting long on another transaction, with everyone queued behind.
+        cursor.execute("SET LOCAL lock_timeout = '10s'")
+        try:
+            cursor.execute(f"LOCK TABLE {table}")
+            if Order.objects.exists():
+                raise NotAFirstLoad(_("There are orders already: this is not a first load."))
+            statements = _set_aside(cursor, table)
+        except OperationalError as exc:
+            raise NotAFirstLoad(_("The orders or members are in use: try again later.")) from exc
+        cursor.execute("SET LOCAL lock_timeout = 0")
+    return statements
+
+
+def _set_aside(cursor, table: str) -> list[str]:
+    _checks_due_now(cursor)
+    cursor.execute(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "WHERE i.indrelid = %s::regclass AND NOT i.indisunique AND NOT i.indisprimary",
+        [Order._meta.db_table],
+    )
+    indexes = cursor.fetchall()
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype = 'f'",
+        [Order._meta.db_table],
+    )
+    keys = [(connection.ops.quote_name(name), definition) for name, definition in cursor]
+    for name, _definition in indexes:
+        cursor.execute(f"DROP INDEX {name}")
+    for name, _definition in keys:
+        cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
     return [definition for _name, definition in indexes] + [
-        f"ALTER TABLE {table} ADD CONSTRAINT {connection.ops.quote_name(name)} {definition}"
-        for name, definition in keys
+        f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}" for name, definition in keys
     ]
 
 
@@ -159,27 +193,51 @@ def members_totals_recompute(
     progress(done, total) after each. member_ids None: every member with an order, in
     one pass over the orders (after a first load, far quicker than looking each
     member's orders up). Returns how many members."""
-    if member_ids is None:
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:  # the grouping in memory, not on disk
-                    cursor.execute("SET LOCAL work_mem = '256MB'")
+    postgresql = connection.vendor == "postgresql"
+    if member_ids is None and postgresql:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '256MB'")  # the grouping in memory
             return _totals_set(Order.objects.all())
+    if member_ids is None:
+        member_ids = Order.objects.values_list("member_id", flat=True).distinct()
     ids = sorted(set(member_ids))
     for start in range(0, len(ids), TOTALS_CHUNK):
         chunk = ids[start : start + TOTALS_CHUNK]
         with transaction.atomic():
-            _totals_set(Order.objects.filter(member_id__any_of=chunk))
-            Member.objects.filter(pk__any_of=chunk).exclude(
-                Exists(Order.objects.filter(member=OuterRef("pk")))
-            ).update(lifetime_spend=0, order_count=0, last_order_at=None, updated_at=timezone.now())
+            if postgresql:
+                _totals_set(Order.objects.filter(member_id__any_of=chunk))
+                members = Member.objects.filter(pk__any_of=chunk).exclude(
+                    Exists(Order.objects.filter(member=OuterRef("pk")))
+                )
+                members.update(
+                    lifetime_spend=0, order_count=0, last_order_at=None, updated_at=timezone.now()
+                )
+            else:  # UPDATE … FROM wants SQLite 3.33
+                _totals_subquery(chunk)
         if progress:
             progress(start + len(chunk), len(ids))
     return len(ids)
 
 
+def _totals_subquery(member_ids: list[int]) -> None:
+    orders = Order.objects.filter(member=OuterRef("pk")).order_by().values("member")
+    spend = orders.annotate(total=Sum(F("amount") - F("refunded_amount"))).values("total")
+    counted = orders.filter(COUNTED).annotate(total=Count("pk")).values("total")
+    last = orders.annotate(last=Max("placed_at")).values("last")
+    money_field = DecimalField(max_digits=14, decimal_places=2)
+    Member.objects.filter(pk__in=member_ids).update(
+        lifetime_spend=Coalesce(
+            Subquery(spend, output_field=money_field), 0, output_field=money_field
+        ),
+        order_count=Coalesce(Subquery(counted, output_field=IntegerField()), 0),
+        last_order_at=Subquery(last),
+        updated_at=timezone.now(),
+    )
+
+
 def _totals_set(orders: QuerySet[Order]) -> int:
-    """The totals of the members with these orders, from these orders; how many."""
+    """The totals of the members with these orders, from these orders, in one UPDATE …
+    FROM on PostgreSQL; how many members."""
     totals = (
         orders.order_by()
         .values("member_id")

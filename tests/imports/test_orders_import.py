@@ -7,6 +7,7 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from benefits.models import Coupon, PointsEntry
 from benefits.verification import balances_drift
@@ -190,8 +191,8 @@ def test_a_long_order_id_refunded_and_a_live_order_refused(members, tmp_path, ap
     assert Order.objects.get(external_id="LIVE-9").refunded_amount == 0
 
 
-@pytest.mark.parametrize("skip_invalid", [False, True])
-def test_the_work_after_the_rows_shows_its_progress(members, tmp_path, monkeypatch, skip_invalid):
+@pytest.mark.parametrize("first_load", [False, True])
+def test_the_work_after_the_rows_shows_its_progress(members, tmp_path, monkeypatch, first_load):
     """A running job's sign of life: the totals recomputed beat too, not only the file."""
     from imports.orders import OrdersImport
 
@@ -200,15 +201,27 @@ def test_the_work_after_the_rows_shows_its_progress(members, tmp_path, monkeypat
     monkeypatch.setattr(bulk, "TOTALS_CHUNK", 1)
     seen = []
     report = runner.import_run(
-        OrdersImport(),
+        OrdersImport(first_load=first_load),
         path,
-        skip_invalid=skip_invalid,
         progress=lambda phase, done, total: seen.append((phase, done, total)),
     )
     assert report.written and report.created == 5
     finishing = [(done, total) for phase, done, total in seen if phase == "finishing"]
-    if skip_invalid or bulk.connection.vendor != "postgresql":
-        assert finishing == [(1, 2), (2, 2)]  # a beat per chunk of members
+    if first_load and connection.vendor == "postgresql":
+        assert finishing == []  # every member's totals in one statement
     else:
-        assert finishing == []  # a first load: every member's totals in one statement
+        assert finishing == [(1, 2), (2, 2)]  # a beat per chunk of members
     assert Member.objects.get(external_id="M1").order_count == 3
+    assert list(balances_drift()) == []
+
+
+def test_a_first_load_only_into_no_orders_and_in_one_transaction(members, tmp_path):
+    path = write(tmp_path / "orders.csv", HEADER, "O1,M1,10.00,,2025-01-01,,")
+    with pytest.raises(CommandError, match="leave out --skip-invalid"):
+        run(path, "--first-load", "--skip-invalid")
+    assert "1 rows read: 1 were created" in run(path, "--first-load")
+    assert Member.objects.get(external_id="M1").lifetime_spend == Decimal("10.00")
+    again = write(tmp_path / "more.csv", HEADER, "O2,M1,10.00,,2025-01-02,,")
+    with pytest.raises(CommandError, match="There are orders already"):
+        run(again, "--first-load")
+    assert not Order.objects.filter(external_id="O2").exists()

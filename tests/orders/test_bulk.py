@@ -98,8 +98,6 @@ def test_a_first_load_sets_the_indexes_aside_and_builds_them_again():
         )
         bulk.orders_indexes_rebuild(statements)
         assert _secondary_indexes() == before
-    with transaction.atomic():
-        assert bulk.orders_indexes_set_aside() == []  # there are orders now: kept
 
 
 @pytest.mark.postgres
@@ -111,12 +109,13 @@ def test_indexes_set_aside_come_back_when_the_import_is_rolled_back():
     assert _secondary_indexes() == before
 
 
-def test_with_orders_recorded_nothing_is_set_aside():
+def test_with_orders_recorded_it_is_no_first_load():
     member = MemberFactory()
     bulk.orders_record_silently(
         [_history(member, "H-1", "10", datetime(2025, 1, 1, tzinfo=UTC))], []
     )
-    assert bulk.orders_indexes_set_aside() == []
+    with pytest.raises(bulk.NotAFirstLoad, match="There are orders already"):
+        bulk.orders_indexes_set_aside()
 
 
 def test_every_member_with_orders_recomputed_in_one_pass():
