@@ -5,10 +5,13 @@ Every error response has one shape (drf-standardized-errors), documented in the 
      "errors": [{"code": "...", "detail": "...", "attr": "member.phone" | null}]}
 """
 
+import re
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.core.exceptions import NON_FIELD_ERRORS
+from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from drf_standardized_errors.handler import ExceptionHandler as StandardExceptionHandler
@@ -20,6 +23,10 @@ from rest_framework.validators import UniqueValidator
 
 from .errors import NotFound
 from .idempotency import SubjectConflict
+
+# C0 and C1 controls (tab and newline aside, taken out before the search), zero-width and
+# bidirectional formatting characters.
+HOSTILE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 class Conflict(exceptions.APIException):
@@ -34,15 +41,23 @@ class DatabaseUnavailable(exceptions.APIException):
     default_code = "database_unavailable"
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is larger than this API accepts."
+    default_code = "too_large"
+
+
 class StrictFieldsMixin:
     """Rejects fields it does not know, so a typo is an error rather than silently ignored."""
 
     def to_internal_value(self, data: Any) -> Any:
         errors: dict[str, Any] = {}
+        if isinstance(data, Mapping):
+            errors.update(self._hostile_values(data))
         try:
             value = super().to_internal_value(data)
         except serializers.ValidationError as exc:
-            errors.update(exc.detail)
+            errors.update({k: v for k, v in exc.detail.items() if k not in errors})
             value = None
         if isinstance(data, Mapping):
             writable = {field.field_name for field in self._writable_fields}
@@ -51,6 +66,41 @@ class StrictFieldsMixin:
         if errors:
             raise serializers.ValidationError(errors)
         return value
+
+    def _hostile_values(self, data: Mapping) -> dict[str, list]:
+        """What a field would accept but a client never means: a number or a list for
+        text, control or direction characters (U+202E) in text, a negative zero for an
+        amount (-0.00, which a replay of 0.00 would then conflict with), a date-time
+        before 1900 (local time zones had no standard offset then)."""
+        errors = {}
+        for field in self._writable_fields:
+            value = data.get(field.field_name)
+            problem = _hostile(field, value) if value is not None else None
+            if problem:
+                errors[field.field_name] = [serializers.ErrorDetail(problem, code="invalid")]
+        return errors
+
+
+def _hostile(field: serializers.Field, value: Any) -> str | None:
+    if isinstance(field, serializers.CharField):
+        if not isinstance(value, str):
+            return "Not a string."
+        if HOSTILE_TEXT.search(value.replace("\n", "").replace("\t", "")):
+            return "Contains control or direction characters."
+    elif isinstance(field, serializers.DecimalField):
+        if str(value).strip().startswith("-") and _is_zero(value):
+            return "A negative zero is not an amount: send 0."
+    elif isinstance(field, serializers.DateTimeField | serializers.DateField):
+        year = str(value)[:4]
+        return "Give a date from 1900 on." if year.isdigit() and int(year) < 1900 else None
+    return None
+
+
+def _is_zero(value: Any) -> bool:
+    try:
+        return Decimal(str(value).strip()) == 0
+    except InvalidOperation:
+        return False
 
 
 class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
@@ -88,6 +138,10 @@ class ExceptionHandler(StandardExceptionHandler):
     def convert_known_exceptions(self, exc: Exception) -> Exception:
         if isinstance(exc, SubjectConflict):
             return Conflict(str(exc))
+        if isinstance(exc, RequestDataTooBig):
+            return PayloadTooLarge(
+                f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+            )
         if isinstance(exc, NotFound):
             return exceptions.NotFound(str(exc))
         if isinstance(exc, (OperationalError, InterfaceError)):

@@ -12,7 +12,7 @@ from core.idempotency import payload_fingerprint, record_once, replayed
 from members import journal
 from members import services as member_services
 
-from .models import Order, Refund
+from .models import FUTURE_TOLERANCE, Order, Refund
 
 
 def order_record(
@@ -105,10 +105,16 @@ def refund_record(
     payload_hash = payload_fingerprint(
         order=order_external_id, external_id=external_id, amount=amount, refunded_at=refunded_at
     )
-    refunded_at = refunded_at or timezone.now()
     order = Order.objects.filter(external_id=order_external_id).first()
     if order is None:
         raise Order.DoesNotExist(f"No order with external id '{order_external_id}'.")
+    if refunded_at is None:
+        # Now, or the order's time if the ERP's clock placed it a little ahead of ours.
+        refunded_at = max(timezone.now(), order.placed_at)
+    elif not order.placed_at <= refunded_at <= timezone.now() + FUTURE_TOLERANCE:
+        raise ValidationError(
+            {"refunded_at": "A refund is dated after its order was placed and not in the future."}
+        )
 
     def create() -> Refund:
         # Member first, then the order: the lock order every writer follows.
