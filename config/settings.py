@@ -286,13 +286,16 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Redelivery of unacked tasks happens after visibility_timeout: well above the time limit.
 CELERY_VISIBILITY_TIMEOUT = 3600
-# Publishing must not hang an API request when Redis is down: a few quick retries, then
-# give up; the order stays "pending evaluation" and the sweeper enqueues it later.
-_PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# Publishing must not hang an API request when Redis is down or hung (accepting and never
+# answering): short socket timeouts (Redis answers a publish in a millisecond; the
+# workers' BRPOP is read by the event loop, not bound by them), a quick retry, then give
+# up; the order stays "pending evaluation" and the sweeper enqueues it later.
+BROKER_SOCKET_TIMEOUT = env.float("BROKER_SOCKET_TIMEOUT", default=0.25)
+_PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.1}
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
-    "socket_connect_timeout": 2,
-    "socket_timeout": 5,
+    "socket_connect_timeout": BROKER_SOCKET_TIMEOUT,
+    "socket_timeout": BROKER_SOCKET_TIMEOUT,
     **_PUBLISH_RETRY,
 }
 CELERY_TASK_PUBLISH_RETRY_POLICY = _PUBLISH_RETRY

@@ -39,6 +39,7 @@ class DatabaseUnavailable(exceptions.APIException):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "The database is unavailable for a moment; retry the request."
     default_code = "database_unavailable"
+    wait = 5  # seconds, sent as Retry-After: a restart is over in a few
 
 
 class PayloadTooLarge(exceptions.APIException):

@@ -3,6 +3,7 @@ from functools import cache
 
 import redis
 from celery import Task, current_app
+from django.conf import settings
 from kombu.exceptions import OperationalError
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def _redis(url: str) -> redis.Redis | None:
     if not url.startswith(("redis://", "rediss://")):
         return None
     # The same bounds as publishing: a hung Redis must not hang a request.
-    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    timeout = settings.BROKER_SOCKET_TIMEOUT
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
 
 
 def tasks_run_in_process() -> bool:

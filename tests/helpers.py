@@ -4,6 +4,8 @@ or from another test module."""
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
+import redis
 import time_machine
 from django.conf import settings
 from django.db import connection
@@ -71,6 +74,44 @@ def broker_down() -> Iterator[None]:
     finally:
         use_broker(saved[0])
         celery_app.conf.task_always_eager = saved[1]
+
+
+@contextmanager
+def broker_hung() -> Iterator[None]:
+    """Publishing goes to a Redis that accepts connections and never answers (stopped with
+    SIGSTOP), the worst state a broker can be in for a request waiting on it."""
+    port = _free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(port=port, socket_connect_timeout=1)
+        for _attempt in range(100):  # until it listens
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        server.send_signal(signal.SIGSTOP)
+        saved = celery_app.conf.broker_url, celery_app.conf.task_always_eager
+        use_broker(f"redis://127.0.0.1:{port}/0")
+        celery_app.conf.task_always_eager = False
+        try:
+            yield
+        finally:
+            use_broker(saved[0])
+            celery_app.conf.task_always_eager = saved[1]
+    finally:
+        server.send_signal(signal.SIGCONT)
+        server.kill()
+        server.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 # --- what the ERP posts ---------------------------------------------------------------

@@ -90,3 +90,20 @@ def test_a_refund_in_the_future_or_before_its_order_is_refused(api, seed, refund
     assert response.status_code == 400
     assert _errors(response) == [("invalid", "refunded_at")]
     assert not Refund.objects.exists()
+
+
+def test_a_database_that_is_unavailable_is_a_503_with_retry_after(api, seed, monkeypatch):
+    from django.db import OperationalError
+
+    from orders import services
+
+    def restarting(**_fields):
+        raise OperationalError("the database system is shutting down")
+
+    monkeypatch.setattr(services, "order_record", restarting)
+    api.client.raise_request_exception = False  # a 5xx is reported, as it should be
+    response = api.order(external_id="O-503")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert _errors(response) == [("database_unavailable", None)]
+    assert not Order.objects.exists()

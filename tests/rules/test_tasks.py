@@ -1,6 +1,7 @@
 """Invariant 2: every recorded order is evaluated, even when the broker was down."""
 
 import logging
+import time
 from datetime import timedelta
 from decimal import Decimal
 
@@ -23,7 +24,7 @@ from tests.factories import (
     action,
     condition,
 )
-from tests.helpers import broker_down
+from tests.helpers import broker_down, broker_hung
 
 pytestmark = pytest.mark.django_db
 
@@ -64,6 +65,25 @@ def test_an_order_taken_while_the_broker_is_down_is_kept_and_swept_later(
     assert order.is_evaluated
     assert Member.objects.get(external_id="M-1").tier.code == "silver"
     assert sweep_pending() == 0
+
+
+@pytest.mark.redis
+def test_an_order_taken_while_the_broker_is_hung_answers_at_once_and_is_swept_later(
+    api, silver_at_2000, settings
+):
+    """A Redis that accepts and never answers: the publish gives up within its socket
+    timeouts (about 0.8 s in all, README) instead of hanging the request."""
+    with broker_hung():
+        started = time.monotonic()
+        response = api.order(external_id="SO-1", amount="2500.00")
+        took = time.monotonic() - started
+    assert response.status_code == 201
+    assert took < 2  # it was 10 s with 5 s socket timeouts
+    order = Order.objects.get()
+    assert not order.is_evaluated
+    settings.TIERFLOW_PENDING_GRACE_SECONDS = 0
+    assert sweep_pending() == 1
+    assert Member.objects.get(external_id="M-1").tier.code == "silver"
 
 
 def test_the_sweeper_leaves_orders_still_within_the_grace_period(api, settings):
