@@ -64,16 +64,23 @@ def use_broker(url: str) -> None:
 
 
 @contextmanager
-def broker_down() -> Iterator[None]:
-    """Publishing goes to a port where nothing listens, as when Redis is down."""
+def _publishing_to(url: str) -> Iterator[None]:
+    """Tasks published (not run in-process) to the broker at `url` meanwhile."""
     saved = celery_app.conf.broker_url, celery_app.conf.task_always_eager
-    use_broker("redis://127.0.0.1:9/0")
+    use_broker(url)
     celery_app.conf.task_always_eager = False
     try:
         yield
     finally:
         use_broker(saved[0])
         celery_app.conf.task_always_eager = saved[1]
+
+
+@contextmanager
+def broker_down() -> Iterator[None]:
+    """Publishing goes to a port where nothing listens, as when Redis is down."""
+    with _publishing_to("redis://127.0.0.1:9/0"):
+        yield
 
 
 @contextmanager
@@ -94,14 +101,8 @@ def broker_hung() -> Iterator[None]:
             except redis.ConnectionError:
                 time.sleep(0.05)
         server.send_signal(signal.SIGSTOP)
-        saved = celery_app.conf.broker_url, celery_app.conf.task_always_eager
-        use_broker(f"redis://127.0.0.1:{port}/0")
-        celery_app.conf.task_always_eager = False
-        try:
+        with _publishing_to(f"redis://127.0.0.1:{port}/0"):
             yield
-        finally:
-            use_broker(saved[0])
-            celery_app.conf.task_always_eager = saved[1]
     finally:
         server.send_signal(signal.SIGCONT)
         server.kill()
