@@ -29,33 +29,33 @@ def points_balance(
     entries = PointsEntry.objects.filter(member_id=member_id)
     if up_to_id is not None:
         entries = entries.filter(pk__lte=up_to_id)
-    row = entries.aggregate(
-        total=Sum("points"),
-        used=Sum("points", filter=Q(points__lt=0)),
-        lapsed=Sum("points", filter=Q(points__gt=0, expires_at__lte=at or timezone.now())),
-    )
+    return _available(entries.aggregate(**_ledger_sums(at or timezone.now())))
+
+
+def _ledger_sums(at: datetime) -> dict[str, Sum]:
+    """What points_available needs of a ledger, as aggregates."""
+    return {
+        "total": Sum("points"),
+        "used": Sum("points", filter=Q(points__lt=0)),
+        "lapsed": Sum("points", filter=Q(points__gt=0, expires_at__lte=at)),
+    }
+
+
+def _available(sums: dict) -> int:
     return points_available(
-        total=row["total"] or 0, used=-(row["used"] or 0), lapsed=row["lapsed"] or 0
+        total=sums["total"] or 0, used=-(sums["used"] or 0), lapsed=sums["lapsed"] or 0
     )
 
 
 def balances_now(member_ids: list[int]) -> dict[int, tuple[int, int]]:
     """(points they can spend, growth points) of each member that has any, now."""
-    now, found = timezone.now(), {}
     points = (
         PointsEntry.objects.filter(member_id__any_of=member_ids)
         .order_by()
         .values("member_id")
-        .annotate(
-            total=Sum("points"),
-            used=Sum("points", filter=Q(points__lt=0)),
-            lapsed=Sum("points", filter=Q(points__gt=0, expires_at__lte=now)),
-        )
+        .annotate(**_ledger_sums(timezone.now()))
     )
-    for row in points:
-        found[row["member_id"]] = points_available(
-            total=row["total"] or 0, used=-(row["used"] or 0), lapsed=row["lapsed"] or 0
-        )
+    found = {row["member_id"]: _available(row) for row in points}
     growth = dict(
         GrowthEntry.objects.filter(member_id__any_of=member_ids)
         .order_by()

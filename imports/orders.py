@@ -88,18 +88,7 @@ class OrdersImport:
             self._row_problems(row)
         candidates = [row for row in rows if not row.errors]
         members = member_ids_by_external_id({row.values["member"] for row in candidates})
-        # In a first load only the file's rows are recorded, and a repeated id is a
-        # problem of its own (runner._repeated_ids): no row can find one.
-        recorded = (
-            {}
-            if self.set_aside
-            else {
-                external_id: (rest[:4], rest[4], rest[5])
-                for external_id, *rest in Order.objects.filter(
-                    external_id__any_of=[row.values["external_id"] for row in candidates]
-                ).values_list("external_id", *SAME, "refunded_amount", "seq")
-            }
-        )
+        recorded = self._recorded([row.values["external_id"] for row in candidates])
         outcomes, plan = {}, []
         for row in candidates:
             v = row.values
@@ -146,6 +135,16 @@ class OrdersImport:
             )
             self.members.add(member_id)
         return outcomes, plan
+
+    def _recorded(self, external_ids: list[str]) -> dict[str, tuple]:
+        """Those of the orders recorded already: (member, amount, currency, time),
+        refunded amount, event number. In a first load only the file's own rows are, and
+        a repeated id is a problem of its own (runner._repeated_ids): none is looked up."""
+        if self.set_aside:
+            return {}
+        recorded = Order.objects.filter(external_id__any_of=external_ids)
+        rows = recorded.values_list("external_id", *SAME, "refunded_amount", "seq")
+        return {external_id: (rest[:4], rest[4], rest[5]) for external_id, *rest in rows}
 
     def duplicates(self) -> list[str]:
         return []

@@ -12,6 +12,7 @@ from django.core.validators import validate_email
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from core.text import HOSTILE_TEXT
 from members.phones import phone_normalised, phone_validator
 
 # What a cell may hold besides text: XLSX gives numbers, dates and date-times.
@@ -24,7 +25,6 @@ CURRENCY_SIGNS = str.maketrans("", "", "¥￥$€£ \u00a0,")
 EXCEL_EPOCH = datetime(1899, 12, 30)
 DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d", "%Y年%m月%d日")
 TIME_FORMATS = ("%H:%M:%S", "%H:%M")
-CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def text(cell: Cell) -> str | None:
@@ -44,7 +44,7 @@ def plain_text(cell: Cell, *, max_length: int) -> str | None:
     value = text(cell)
     if value is None:
         return None
-    if CONTROL.search(value):
+    if HOSTILE_TEXT.search(value):
         raise ValueError(_("contains control or direction characters"))
     if len(value) > max_length:
         raise ValueError(_("longer than %(max)d characters") % {"max": max_length})
@@ -224,6 +224,6 @@ def tags(cell: Cell) -> list[str]:
     codes = [code.strip() for code in value.replace("；", ";").split(";")]
     found = [code for code in codes if code]
     for code in found:
-        if CONTROL.search(code) or len(code) > 50:
+        if HOSTILE_TEXT.search(code) or len(code) > 50:
             raise ValueError(_("“%(value)s” is not a tag code") % {"value": code})
     return list(dict.fromkeys(found))

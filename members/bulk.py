@@ -49,10 +49,9 @@ def members_create_silently(
     ids = member_ids_by_external_id([values["external_id"] for values in details])
     _history_record(
         [
-            (ids[values["external_id"]], None, tier.pk, since, reason)
-            for values, placement in zip(details, placements, strict=True)
-            if placement is not None
-            for tier, since, _until, reason in [placement]
+            (ids[values["external_id"]], None, placed[0].pk, placed[1], placed[3])
+            for values, placed in zip(details, placements, strict=True)
+            if placed is not None
         ]
     )
     return ids
@@ -75,7 +74,7 @@ def _history_record(changes: list[tuple[int, int | None, int, datetime, str]]) -
     rows_insert(
         TierChange,
         ["member_id", "from_tier_id", "to_tier_id", "created_at", "reason", "cause", "seq"],
-        [(*change[:4], change[4], TierChangeCause.IMPORT, 0) for change in changes],
+        [(*change, TierChangeCause.IMPORT, 0) for change in changes],
     )
 
 
